@@ -1,0 +1,33 @@
+//! `layercache`: the command-line tool of the layercache caching toolkit.
+//!
+//! - `layercache sim` replays a cache trace (or a built-in Zipf workload) through the real
+//!   [`layercache_memory::Cache`] for each policy and capacity asked for, and reports hit
+//!   ratios next to Bélády's optimum.
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+mod capacity;
+mod report;
+mod sim;
+
+/// layercache: caching toolkit command-line tool.
+#[derive(Parser, Debug)]
+#[command(name = "layercache", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Replay a cache trace through the engine and report hit ratios per policy and capacity.
+    Sim(sim::SimArgs),
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Sim(args) => sim::run(args),
+    }
+}

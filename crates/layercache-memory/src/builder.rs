@@ -1,0 +1,166 @@
+//! [`CacheBuilder`]: configuration of a [`Cache`].
+
+use std::fmt;
+use std::hash::{BuildHasher, Hash};
+use std::marker::PhantomData;
+
+use crate::cache::{Cache, Weigher};
+use crate::{DefaultHashBuilder, EvictionPolicy};
+
+/// Shards are only split while each keeps at least this much capacity (in weight units), so
+/// that small caches keep the hit ratio of one exact policy instance.
+const MIN_SHARD_CAPACITY: u64 = 4096;
+/// The most shards a cache gets by default.
+const MAX_DEFAULT_SHARDS: usize = 256;
+
+/// Builds a [`Cache`]; obtain one from [`Cache::builder`].
+///
+/// Every setting has a default, and [`CacheBuilder::build`] cannot fail or panic.
+///
+/// ```
+/// use layercache_memory::{Cache, EvictionPolicy};
+///
+/// let cache: Cache<String, Vec<u8>> = Cache::builder()
+///     .max_capacity(64 * 1024 * 1024) // bytes, because of the weigher
+///     .weigher(|k: &String, v: &Vec<u8>| (k.len() + v.len()).try_into().unwrap_or(u32::MAX))
+///     .eviction_policy(EvictionPolicy::WTinyLfu)
+///     .build();
+/// cache.insert("a".to_string(), vec![0; 100]);
+/// assert_eq!(cache.weighted_size(), 101);
+/// ```
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct CacheBuilder<K, V, S = DefaultHashBuilder> {
+    max_capacity: u64,
+    weigher: Option<Weigher<K, V>>,
+    policy: EvictionPolicy,
+    shards: Option<usize>,
+    hasher: S,
+    _marker: PhantomData<fn(K, V)>,
+}
+
+impl<K, V> CacheBuilder<K, V, DefaultHashBuilder> {
+    pub(crate) fn new() -> Self {
+        CacheBuilder {
+            max_capacity: u64::MAX,
+            weigher: None,
+            policy: EvictionPolicy::default(),
+            shards: None,
+            hasher: DefaultHashBuilder::default(),
+            _marker: PhantomData,
+        }
+    }
+}
+
+impl<K, V, S> CacheBuilder<K, V, S> {
+    /// The capacity bound: the number of entries, or with a [`weigher`](Self::weigher) the sum
+    /// of the entries' weights (in whatever unit the weigher returns, such as bytes).
+    ///
+    /// Default: `u64::MAX` (unbounded). Zero gives a cache that stores nothing.
+    pub fn max_capacity(mut self, max_capacity: u64) -> Self {
+        self.max_capacity = max_capacity;
+        self
+    }
+
+    /// Gives each entry a weight (called once per insert, outside any lock). Weights count
+    /// towards [`max_capacity`](Self::max_capacity) instead of the number of entries.
+    ///
+    /// An entry heavier than its shard's share of the capacity is not stored (see
+    /// [`Cache`]'s capacity notes). A weight of 0 is allowed: such entries are never evicted
+    /// for size.
+    pub fn weigher(mut self, weigher: impl Fn(&K, &V) -> u32 + Send + Sync + 'static) -> Self {
+        self.weigher = Some(Box::new(weigher));
+        self
+    }
+
+    /// The eviction policy. Default: [`EvictionPolicy::WTinyLfu`].
+    pub fn eviction_policy(mut self, policy: EvictionPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The number of independently locked shards, rounded up to a power of two (at most
+    /// 65,536).
+    ///
+    /// Default: 4 × the available parallelism, rounded up to a power of two (at most 256), but
+    /// halved until each shard has at least 4,096 units of capacity. One shard gives the
+    /// exact behaviour of the policy (as in the paper that defines it) at the price of
+    /// concurrency.
+    pub fn shards(mut self, shards: usize) -> Self {
+        self.shards = Some(shards.clamp(1, 1 << 16).next_power_of_two());
+        self
+    }
+
+    /// Uses `hasher` to hash keys instead of the default, randomly seeded
+    /// [`DefaultHashBuilder`]. A fixed seed makes runs reproducible (the simulator uses one);
+    /// a random one resists hash flooding.
+    pub fn hasher<S2: BuildHasher>(self, hasher: S2) -> CacheBuilder<K, V, S2> {
+        CacheBuilder {
+            max_capacity: self.max_capacity,
+            weigher: self.weigher,
+            policy: self.policy,
+            shards: self.shards,
+            hasher,
+            _marker: PhantomData,
+        }
+    }
+
+    /// Builds the cache.
+    pub fn build(self) -> Cache<K, V, S>
+    where
+        K: Hash + Eq,
+        S: BuildHasher,
+    {
+        let shards = self
+            .shards
+            .unwrap_or_else(|| default_shards(self.max_capacity));
+        Cache::from_parts(
+            self.max_capacity,
+            self.weigher,
+            self.policy,
+            shards,
+            self.hasher,
+        )
+    }
+}
+
+fn default_shards(max_capacity: u64) -> usize {
+    let parallelism = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut shards = (parallelism * 4)
+        .next_power_of_two()
+        .min(MAX_DEFAULT_SHARDS);
+    while shards > 1 && max_capacity / (shards as u64) < MIN_SHARD_CAPACITY {
+        shards /= 2;
+    }
+    shards
+}
+
+impl<K, V, S> fmt::Debug for CacheBuilder<K, V, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CacheBuilder")
+            .field("max_capacity", &self.max_capacity)
+            .field("weigher", &self.weigher.is_some())
+            .field("eviction_policy", &self.policy)
+            .field("shards", &self.shards)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_caches_get_one_shard() {
+        assert_eq!(default_shards(100), 1);
+        assert_eq!(default_shards(0), 1);
+        assert!(default_shards(u64::MAX).is_power_of_two());
+    }
+
+    #[test]
+    fn shard_count_is_rounded() {
+        let c: Cache<u64, u64> = Cache::builder().max_capacity(10).shards(3).build();
+        assert_eq!(c.shard_count(), 4);
+        let c: Cache<u64, u64> = Cache::builder().shards(0).build();
+        assert_eq!(c.shard_count(), 1);
+    }
+}

@@ -1,0 +1,78 @@
+//! # layercache-memory
+//!
+//! The in-process cache engine of [layercache]: a thread-safe, bounded, sharded cache with
+//! pluggable eviction policies and weighted capacity. No async runtime, no I/O.
+//!
+//! ```
+//! use layercache_memory::{Cache, EvictionPolicy};
+//!
+//! let cache: Cache<u64, String> = Cache::builder()
+//!     .max_capacity(10_000)
+//!     .eviction_policy(EvictionPolicy::WTinyLfu) // the default
+//!     .build();
+//! cache.insert(1, "one".to_string());
+//! assert_eq!(cache.get(&1).as_deref(), Some("one"));
+//! assert_eq!(cache.entry_count(), 1);
+//! ```
+//!
+//! ## Policies
+//! | [`EvictionPolicy`] | idea | source |
+//! |---|---|---|
+//! | [`WTinyLfu`](EvictionPolicy::WTinyLfu) (default) | LRU window + segmented LRU, admission by a 4-bit count-min sketch, window sized by hill climbing | Einziger, Friedman & Manes, ACM ToS 2017; Einziger et al., Middleware 2018 |
+//! | [`S3Fifo`](EvictionPolicy::S3Fifo) | small + main + ghost FIFO queues | Yang et al., SOSP 2023 |
+//! | [`Sieve`](EvictionPolicy::Sieve) | FIFO with a visited bit and a moving hand | Zhang et al., NSDI 2024 |
+//! | [`Lru`](EvictionPolicy::Lru) | least recently used | — |
+//! | [`Lfu`](EvictionPolicy::Lfu) | least frequently used, counts halved periodically | Shah et al. 2010 |
+//! | [`Fifo`](EvictionPolicy::Fifo) | first in, first out | — |
+//!
+//! Every policy runs in the same engine: a shard is a `hashbrown` table of `u32` indices into
+//! a dense slab of entries, and the policy threads its queues through 16 bytes of links per
+//! entry. A `u64 → u64` entry costs about 40–48 bytes in all (see `BENCHMARKS.md`).
+//!
+//! ## Capacity and sharding
+//! The capacity counts entries, or with a [`weigher`](CacheBuilder::weigher) the sum of
+//! weights. It is split exactly over the shards, so the cache never holds more than
+//! `max_capacity` once an insert returns; see [`Cache`] for the one consequence (an entry
+//! heavier than a shard's share is not stored).
+//!
+//! ## Consistency model
+//! Each key lives in one shard guarded by one lock: operations on a key are linearizable, and
+//! a `get` after an `insert` returns (in any thread) sees that insert or a later write.
+//! Whole-cache operations (`entry_count`, `invalidate_all`, `iter`) visit shards one at a
+//! time and are weakly consistent under concurrent writes. Eviction is synchronous: it runs
+//! inside the `insert` that needs room, so there is no background thread and no deferred
+//! maintenance to wait for.
+//!
+//! ## Hashing
+//! Keys are hashed with [`foldhash`]'s randomly seeded hasher by default (fast, and seeded
+//! per cache against hash flooding); W-TinyLFU also admits a small random share of rejected
+//! warm candidates so that colliding keys cannot pin the cache. Pass a fixed-seed hasher with
+//! [`CacheBuilder::hasher`] for reproducible runs.
+//!
+//! [layercache]: https://github.com/layercache/layercache
+
+mod builder;
+mod cache;
+mod policy;
+mod shard;
+
+pub use builder::CacheBuilder;
+pub use cache::{Cache, InvariantViolation, NotAdmitted};
+pub use policy::{EvictionPolicy, UnknownPolicy};
+
+/// The default hasher: [`foldhash`]'s fast hasher with a random per-cache seed.
+pub type DefaultHashBuilder = foldhash::fast::RandomState;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn cache_is_send_and_sync() {
+        assert_send_sync::<Cache<u64, u64>>();
+        assert_send_sync::<Cache<String, std::sync::Arc<Vec<u8>>>>();
+        assert_send_sync::<CacheBuilder<u64, u64>>();
+    }
+}

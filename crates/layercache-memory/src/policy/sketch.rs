@@ -1,0 +1,185 @@
+//! A 4-bit count-min sketch with periodic halving: TinyLFU's frequency estimate.
+//!
+//! Layout as in Caffeine's `FrequencySketch`: the table is split into 64-byte blocks of eight
+//! `u64` words; a key picks one block by its hash and one 4-bit counter in each of four
+//! word pairs of that block, so an estimate or an increment touches one cache line. The
+//! estimate is the minimum of the four counters (count-min). After `sample_size` increments
+//! every counter is halved ("reset"), which ages the history so that the sketch follows a
+//! changing workload (Einziger, Friedman & Manes, TinyLFU, ACM ToS 2017, section 3.3).
+//!
+//! Size: one word per 2 entries of capacity (8 counters per entry, 4 bytes per entry),
+//! rounded up to a power of two.
+
+const RESET_MASK: u64 = 0x7777_7777_7777_7777;
+const ONE_MASK: u64 = 0x1111_1111_1111_1111;
+const MIN_WORDS: usize = 8;
+
+pub(crate) struct FrequencySketch {
+    table: Vec<u64>,
+    block_mask: u32,
+    sample_size: u64,
+    size: u64,
+}
+
+#[inline]
+fn spread(mut x: u32) -> u32 {
+    x ^= x >> 17;
+    x = x.wrapping_mul(0xed5a_d4bb);
+    x ^= x >> 11;
+    x = x.wrapping_mul(0xac4c_1b51);
+    x ^= x >> 15;
+    x
+}
+
+#[inline]
+fn rehash(mut x: u32) -> u32 {
+    x = x.wrapping_mul(0x3184_8bab);
+    x ^= x >> 14;
+    x
+}
+
+impl FrequencySketch {
+    /// An empty sketch; call [`FrequencySketch::ensure_capacity`] before use.
+    pub(crate) fn new() -> Self {
+        FrequencySketch {
+            table: Vec::new(),
+            block_mask: 0,
+            sample_size: 0,
+            size: 0,
+        }
+    }
+
+    pub(crate) fn is_initialized(&self) -> bool {
+        !self.table.is_empty()
+    }
+
+    /// The number of increments between two halvings (10 × the sized-for capacity).
+    pub(crate) fn sample_size(&self) -> u64 {
+        self.sample_size
+    }
+
+    /// Sizes the sketch for `entries` distinct keys; a no-op when already big enough. Growing
+    /// forgets the counts gathered so far.
+    pub(crate) fn ensure_capacity(&mut self, entries: u64) {
+        let entries = entries.clamp(1, 1 << 30);
+        let words = ((entries as usize).div_ceil(2))
+            .next_power_of_two()
+            .max(MIN_WORDS);
+        if self.table.len() >= words {
+            return;
+        }
+        self.table = vec![0; words];
+        self.block_mask = ((words >> 3) - 1) as u32;
+        self.sample_size = 10 * entries;
+        self.size = 0;
+    }
+
+    #[inline]
+    fn slots(&self, hash: u32) -> (usize, u32) {
+        let block_hash = spread(hash);
+        let block = ((block_hash & self.block_mask) as usize) << 3;
+        (block, rehash(block_hash))
+    }
+
+    /// The estimated frequency of `hash`, 0..=15.
+    pub(crate) fn frequency(&self, hash: u32) -> u8 {
+        if self.table.is_empty() {
+            return 0;
+        }
+        let (block, counter_hash) = self.slots(hash);
+        let mut min = 15u64;
+        for i in 0..4u32 {
+            let h = counter_hash >> (i << 3);
+            let index = (h >> 1) & 15;
+            let word = block + (h & 1) as usize + ((i as usize) << 1);
+            min = min.min((self.table[word] >> (index << 2)) & 0xF);
+        }
+        min as u8
+    }
+
+    /// Counts one access of `hash`, halving all counters when the sample period is full.
+    pub(crate) fn increment(&mut self, hash: u32) {
+        if self.table.is_empty() {
+            return;
+        }
+        let (block, counter_hash) = self.slots(hash);
+        let mut added = false;
+        for i in 0..4u32 {
+            let h = counter_hash >> (i << 3);
+            let index = (h >> 1) & 15;
+            let word = block + (h & 1) as usize + ((i as usize) << 1);
+            let shift = index << 2;
+            if (self.table[word] >> shift) & 0xF != 0xF {
+                self.table[word] += 1 << shift;
+                added = true;
+            }
+        }
+        if added {
+            self.size += 1;
+            if self.size >= self.sample_size {
+                self.reset();
+            }
+        }
+    }
+
+    /// Halves every counter and the sample count (the odd counters' lost halves included).
+    fn reset(&mut self) {
+        let mut odd = 0u64;
+        for w in &mut self.table {
+            odd += u64::from((*w & ONE_MASK).count_ones());
+            *w = (*w >> 1) & RESET_MASK;
+        }
+        self.size = (self.size - (odd >> 2)) >> 1;
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.table.iter_mut().for_each(|w| *w = 0);
+        self.size = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_saturate_and_halve() {
+        let mut s = FrequencySketch::new();
+        s.ensure_capacity(512);
+        assert_eq!(s.frequency(42), 0);
+        for _ in 0..20 {
+            s.increment(42);
+        }
+        assert_eq!(s.frequency(42), 15);
+        s.reset();
+        assert_eq!(s.frequency(42), 7);
+    }
+
+    #[test]
+    fn estimates_are_never_below_true_counts() {
+        let mut s = FrequencySketch::new();
+        s.ensure_capacity(1024);
+        for k in 0..1000u32 {
+            for _ in 0..(k % 5) {
+                s.increment(k);
+            }
+        }
+        for k in 0..1000u32 {
+            assert!(u32::from(s.frequency(k)) >= k % 5, "key {k}");
+        }
+    }
+
+    #[test]
+    fn ages_after_sample_period() {
+        let mut s = FrequencySketch::new();
+        s.ensure_capacity(8);
+        for _ in 0..15 {
+            s.increment(7);
+        }
+        // Fill the sample period with other keys: the hot key's count must be halved.
+        for k in 100..100 + s.sample_size() as u32 {
+            s.increment(k);
+        }
+        assert!(s.frequency(7) <= 7, "got {}", s.frequency(7));
+    }
+}

@@ -1,0 +1,289 @@
+//! One shard: a hash table of slab indices, a dense slab of entries and a policy.
+//!
+//! Memory layout: the table (`hashbrown::HashTable<u32>`) holds 4-byte indices into `entries`,
+//! a `Vec` kept dense by swap-removal. An entry is its key, its value and a 16-byte [`Link`]
+//! (policy links, 4 policy bits, 32 bits of hash, weight), so `u64 → u64` entries take
+//! 32 bytes plus about 5–11 bytes of table. The table hash is derived from the stored 32-bit
+//! hash, so neither resizing nor relocation ever re-hashes a key.
+
+use std::borrow::Borrow;
+use std::hash::Hash;
+
+use hashbrown::HashTable;
+
+use crate::policy::list::{Link, Nodes, MAX_SHARD_ENTRIES, NIL};
+use crate::policy::{AnyPolicy, EvictionPolicy, Policy};
+
+pub(crate) struct Entry<K, V> {
+    pub(crate) key: K,
+    pub(crate) value: V,
+    pub(crate) link: Link,
+}
+
+impl<K, V> Nodes for [Entry<K, V>] {
+    #[inline]
+    fn link(&self, i: u32) -> &Link {
+        &self[i as usize].link
+    }
+    #[inline]
+    fn link_mut(&mut self, i: u32) -> &mut Link {
+        &mut self[i as usize].link
+    }
+}
+
+/// The table hash of an entry, from its stored 32-bit hash (mixes the bits into hashbrown's
+/// 7-bit tag, which reads the top of the word).
+#[inline]
+fn table_hash(h: u32) -> u64 {
+    u64::from(h).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// What an insert did.
+pub(crate) enum Inserted<K, V> {
+    /// A new entry.
+    New,
+    /// The key was present; its previous value.
+    Replaced(V),
+    /// The entry is heavier than the shard (or the shard is full of weightless entries); it
+    /// was not stored (key and value handed back), and a previous value under the key was
+    /// removed.
+    Rejected { key: K, value: V, old: Option<V> },
+}
+
+pub(crate) struct Shard<K, V> {
+    table: HashTable<u32>,
+    entries: Vec<Entry<K, V>>,
+    policy: AnyPolicy,
+    capacity: u64,
+    weight: u64,
+    /// The most entries the shard can ever hold when every entry weighs 1 (the slab is never
+    /// grown past it), or `usize::MAX` when weighted.
+    entry_limit: usize,
+}
+
+impl<K: Hash + Eq, V> Shard<K, V> {
+    pub(crate) fn new(kind: EvictionPolicy, capacity: u64, weighted: bool, seed: u64) -> Self {
+        Shard {
+            table: HashTable::new(),
+            entries: Vec::new(),
+            policy: AnyPolicy::new(kind, capacity, weighted, seed),
+            capacity,
+            weight: 0,
+            entry_limit: if weighted {
+                usize::MAX
+            } else {
+                usize::try_from(capacity).unwrap_or(usize::MAX)
+            },
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub(crate) fn weight(&self) -> u64 {
+        self.weight
+    }
+
+    #[inline]
+    fn find<Q>(&self, hash: u32, key: &Q) -> Option<u32>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let entries = &self.entries;
+        self.table
+            .find(table_hash(hash), |&i| {
+                entries[i as usize].key.borrow() == key
+            })
+            .copied()
+    }
+
+    /// Looks `key` up and records the access with the policy.
+    #[inline]
+    pub(crate) fn get<Q>(&mut self, hash: u32, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let i = self.find(hash, key)?;
+        self.policy.on_hit(self.entries.as_mut_slice(), i);
+        Some(&self.entries[i as usize].value)
+    }
+
+    /// Looks `key` up without recording an access.
+    pub(crate) fn contains<Q>(&self, hash: u32, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.find(hash, key).is_some()
+    }
+
+    pub(crate) fn insert(&mut self, hash: u32, key: K, value: V, weight: u32) -> Inserted<K, V> {
+        if let Some(i) = self.find(hash, &key) {
+            if u64::from(weight) > self.capacity {
+                self.policy.on_remove(self.entries.as_mut_slice(), i);
+                let old = Some(self.remove_at(i).value);
+                return Inserted::Rejected { key, value, old };
+            }
+            let e = &mut self.entries[i as usize];
+            let old_weight = std::mem::replace(&mut e.link.weight, weight);
+            let old = std::mem::replace(&mut e.value, value);
+            self.weight = self.weight - u64::from(old_weight) + u64::from(weight);
+            self.policy
+                .on_update(self.entries.as_mut_slice(), i, old_weight);
+            self.make_room(0);
+            return Inserted::Replaced(old);
+        }
+        if u64::from(weight) > self.capacity || self.entries.len() >= MAX_SHARD_ENTRIES {
+            return Inserted::Rejected {
+                key,
+                value,
+                old: None,
+            };
+        }
+        self.make_room(weight);
+        if self.entries.len() == self.entries.capacity() {
+            let len = self.entries.len();
+            let want = (len * 2).clamp(8, self.entry_limit.max(8));
+            self.entries.reserve_exact(want.saturating_sub(len).max(1));
+        }
+        let i = self.entries.len() as u32;
+        self.entries.push(Entry {
+            key,
+            value,
+            link: Link::new(hash, weight),
+        });
+        let entries = &self.entries;
+        self.table.insert_unique(table_hash(hash), i, |&j| {
+            table_hash(entries[j as usize].link.hash)
+        });
+        self.weight += u64::from(weight);
+        self.policy.on_insert(self.entries.as_mut_slice(), i);
+        Inserted::New
+    }
+
+    /// Evicts until `incoming` more weight fits.
+    fn make_room(&mut self, incoming: u32) {
+        while self.weight + u64::from(incoming) > self.capacity {
+            match self.policy.evict(self.entries.as_mut_slice(), incoming) {
+                Some(v) => drop(self.remove_at(v)),
+                None => break,
+            }
+        }
+    }
+
+    pub(crate) fn remove<Q>(&mut self, hash: u32, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let i = self.find(hash, key)?;
+        self.policy.on_remove(self.entries.as_mut_slice(), i);
+        Some(self.remove_at(i).value)
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.table.clear();
+        self.entries.clear();
+        self.policy.clear();
+        self.weight = 0;
+    }
+
+    /// Takes entry `i` (already unlinked from the policy) out of the table and the slab,
+    /// moving the last entry into its place.
+    fn remove_at(&mut self, i: u32) -> Entry<K, V> {
+        let hash = self.entries[i as usize].link.hash;
+        if let Ok(slot) = self.table.find_entry(table_hash(hash), |&x| x == i) {
+            slot.remove();
+        }
+        let last = (self.entries.len() - 1) as u32;
+        if i != last {
+            let moved = self.entries[last as usize].link;
+            if let Some(slot) = self.table.find_mut(table_hash(moved.hash), |&x| x == last) {
+                *slot = i;
+            }
+            if moved.prev() != NIL {
+                self.entries[moved.prev() as usize].link.set_next(i);
+            }
+            if moved.next() != NIL {
+                self.entries[moved.next() as usize].link.set_prev(i);
+            }
+            self.policy.relocate(last, i);
+        }
+        let e = self.entries.swap_remove(i as usize);
+        self.weight -= u64::from(e.link.weight);
+        e
+    }
+
+    /// Checks that table, slab, policy lists and weights agree.
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        let n = self.entries.len();
+        if self.table.len() != n {
+            return Err(format!(
+                "table holds {} indices, slab {} entries",
+                self.table.len(),
+                n
+            ));
+        }
+        for &i in self.table.iter() {
+            let e = self
+                .entries
+                .get(i as usize)
+                .ok_or(format!("table index {i} out of range"))?;
+            if self.find(e.link.hash, &e.key) != Some(i) {
+                return Err(format!("entry {i} is not found by its own key"));
+            }
+        }
+        let mut seen = vec![false; n];
+        let (mut count, mut weight) = (0usize, 0u64);
+        for list in self.policy.lists() {
+            let (mut len, mut w, mut prev, mut cur) = (0u32, 0u64, NIL, list.head);
+            while cur != NIL {
+                let e = self
+                    .entries
+                    .get(cur as usize)
+                    .ok_or(format!("link {cur} out of range"))?;
+                if std::mem::replace(&mut seen[cur as usize], true) {
+                    return Err(format!("entry {cur} is linked twice"));
+                }
+                if e.link.prev() != prev {
+                    return Err(format!("entry {cur}: prev {} != {prev}", e.link.prev()));
+                }
+                len += 1;
+                w += u64::from(e.link.weight);
+                prev = cur;
+                cur = e.link.next();
+            }
+            if prev != list.tail || len != list.len || w != list.weight {
+                return Err(format!(
+                    "list bookkeeping: tail {} vs {prev}, len {} vs {len}, weight {} vs {w}",
+                    list.tail, list.len, list.weight
+                ));
+            }
+            count += len as usize;
+            weight += w;
+        }
+        if count != n || weight != self.weight {
+            return Err(format!(
+                "lists hold {count} entries of weight {weight}; shard has {n} of weight {}",
+                self.weight
+            ));
+        }
+        if self.weight > self.capacity {
+            return Err(format!(
+                "weight {} over capacity {}",
+                self.weight, self.capacity
+            ));
+        }
+        Ok(())
+    }
+
+    /// Visits every entry (no policy effect).
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&K, &V)) {
+        for e in &self.entries {
+            f(&e.key, &e.value);
+        }
+    }
+}
