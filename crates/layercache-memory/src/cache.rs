@@ -166,6 +166,8 @@ impl<K: Hash + Eq, V, S: BuildHasher> Cache<K, V, S> {
                 drop(old);
                 Err(NotAdmitted { key, value, weight })
             }
+            Inserted::Denied { key, value } => Err(NotAdmitted { key, value, weight }),
+            Inserted::Denied { key, value } => Err(NotAdmitted { key, value, weight }),
         }
     }
 

@@ -48,6 +48,9 @@ pub(crate) enum Inserted<K, V> {
     /// was not stored (key and value handed back), and a previous value under the key was
     /// removed.
     Rejected { key: K, value: V, old: Option<V> },
+    /// The admission policy judged the new entry less valuable than what it would evict; it
+    /// was not stored (key and value handed back).
+    Denied { key: K, value: V },
 }
 
 pub(crate) struct Shard<K, V> {
@@ -137,11 +140,12 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             return Inserted::Replaced(old);
         }
         if u64::from(weight) > self.capacity || self.entries.len() >= MAX_SHARD_ENTRIES {
-            return Inserted::Rejected {
-                key,
-                value,
-                old: None,
-            };
+            return Inserted::Rejected { key, value, old: None };
+        }
+        if self.weight + u64::from(weight) > self.capacity
+            && !self.policy.admit(self.entries.as_mut_slice(), hash, weight)
+        {
+            return Inserted::Denied { key, value };
         }
         self.make_room(weight);
         if self.entries.len() == self.entries.capacity() {

@@ -132,6 +132,11 @@ impl FromStr for EvictionPolicy {
 /// Indices are slab indices; every call but [`Policy::relocate`] and [`Policy::clear`] names an
 /// entry whose [`list::Link`] (hash and weight) is already set.
 pub(crate) trait Policy {
+    /// Decides whether a new entry of `weight` whose key hashes to `hash` may enter a full
+    /// cache (called before any eviction for it; the default admits everything).
+    fn admit<N: Nodes + ?Sized>(&mut self, _n: &mut N, _hash: u32, _weight: u32) -> bool {
+        true
+    }
     /// A new entry joins the cache (after [`Policy::evict`] made room for it).
     fn on_insert<N: Nodes + ?Sized>(&mut self, n: &mut N, i: u32);
     /// A lookup found the entry.
@@ -196,6 +201,10 @@ impl Policy for AnyPolicy {
     #[inline]
     fn on_insert<N: Nodes + ?Sized>(&mut self, n: &mut N, i: u32) {
         dispatch!(self, p => p.on_insert(n, i))
+    }
+    #[inline]
+    fn admit<N: Nodes + ?Sized>(&mut self, n: &mut N, hash: u32, weight: u32) -> bool {
+        dispatch!(self, p => p.admit(n, hash, weight))
     }
     #[inline]
     fn on_hit<N: Nodes + ?Sized>(&mut self, n: &mut N, i: u32) {

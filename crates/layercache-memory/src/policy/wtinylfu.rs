@@ -45,12 +45,21 @@ pub(crate) struct WTinyLfu {
     /// The next candidate to duel (walks from probation's new end towards its old end).
     candidate: u32,
     rng: u64,
+    ghost: std::collections::VecDeque<u32>,
+    ghost_set: std::collections::HashMap<u32, u32>,
+    ghost_max: usize,
+    /// The incoming key was counted by `admit` already.
+    counted: bool,
 }
 
 impl WTinyLfu {
     pub(crate) fn new(maximum: u64, weighted: bool, seed: u64) -> Self {
-        let window_max = maximum - (PERCENT_MAIN * maximum as f64) as u64;
-        let protected_max = (PERCENT_MAIN_PROTECTED * (maximum - window_max) as f64) as u64;
+        let pm: f64 = std::env::var("LC_WIN").ok().and_then(|v| v.parse::<f64>().ok()).map(|w| 1.0 - w).unwrap_or(PERCENT_MAIN);
+        let window_max = maximum - (pm * maximum as f64) as u64;
+        let pp: f64 = std::env::var("LC_PROT").ok().and_then(|v| v.parse().ok()).unwrap_or(PERCENT_MAIN_PROTECTED);
+        let mut protected_max = (pp * (maximum - window_max) as f64) as u64;
+        let mut window_max = window_max;
+        if std::env::var("LC_MOKA").is_ok() { window_max = 0; protected_max = std::env::var("LC_MOKAP").ok().and_then(|v| v.parse::<f64>().ok()).map_or(0, |p| (p * maximum as f64) as u64); }
         WTinyLfu {
             window: List::default(),
             probation: List::default(),
@@ -65,6 +74,10 @@ impl WTinyLfu {
             candidates: 0,
             candidate: NIL,
             rng: seed | 1,
+            counted: false,
+            ghost: Default::default(),
+            ghost_set: Default::default(),
+            ghost_max: (std::env::var("LC_GHOST").ok().and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) * maximum as f64) as usize,
         }
     }
 
@@ -93,12 +106,28 @@ impl WTinyLfu {
         self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 
+    fn ghost_push(&mut self, h: u32) {
+        if self.ghost_max == 0 { return; }
+        self.ghost.push_back(h);
+        *self.ghost_set.entry(h).or_insert(0) += 1;
+        while self.ghost.len() > self.ghost_max {
+            let o = self.ghost.pop_front().unwrap();
+            let c = self.ghost_set.get_mut(&o).unwrap();
+            *c -= 1;
+            if *c == 0 { self.ghost_set.remove(&o); }
+        }
+    }
+
     fn admit(&mut self, candidate: u32, victim: u32) -> bool {
         let victim_freq = self.sketch.frequency(victim);
         let candidate_freq = self.sketch.frequency(candidate);
-        if candidate_freq > victim_freq {
+        if candidate_freq <= victim_freq && self.ghost_max > 0 && self.ghost_set.contains_key(&candidate) {
+            return true;
+        }
+        let margin: u8 = std::env::var("LC_MARGIN").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+        if candidate_freq > victim_freq.saturating_add(margin) {
             true
-        } else if candidate_freq <= ADMIT_HASHDOS_THRESHOLD {
+        } else if candidate_freq <= ADMIT_HASHDOS_THRESHOLD || std::env::var("LC_NORAND").is_ok() {
             false
         } else {
             self.random() & 127 == 0
@@ -138,7 +167,10 @@ impl WTinyLfu {
             self.climber.reset_sample();
             return;
         }
-        match self.climber.adjustment(self.sketch.sample_size()) {
+        if std::env::var("LC_NOCLIMB").is_ok() { return; }
+        let mult: f64 = std::env::var("LC_SAMPLE").ok().and_then(|v| v.parse().ok()).unwrap_or(10.0);
+        let sample = (self.maximum as f64 * mult) as u64;
+        match self.climber.adjustment(sample) {
             Some(a) if a > 0 => self.increase_window(n, a.unsigned_abs()),
             Some(a) if a < 0 => self.decrease_window(n, a.unsigned_abs()),
             _ => {}
@@ -216,6 +248,27 @@ impl WTinyLfu {
 }
 
 impl Policy for WTinyLfu {
+    fn admit<N: Nodes + ?Sized>(&mut self, n: &mut N, hash: u32, weight: u32) -> bool {
+        if self.window_max > 0 {
+            return true;
+        }
+        self.sketch.increment(hash);
+        self.counted = true;
+        let candidate = self.sketch.frequency(hash);
+        let (mut w, mut f, mut v) = (0u64, 0u32, self.probation.head);
+        while w < u64::from(weight) && v != NIL {
+            w += u64::from(n.link(v).weight);
+            f += u32::from(self.sketch.frequency(n.link(v).hash));
+            v = n.link(v).next();
+        }
+        let ok = w >= u64::from(weight) && u32::from(candidate) > f;
+        if !ok {
+            self.counted = false;
+            self.climber.record_miss();
+        }
+        ok
+    }
+
     fn on_insert<N: Nodes + ?Sized>(&mut self, n: &mut N, i: u32) {
         self.end_round();
         n.link_mut(i).set_meta(WINDOW);
@@ -229,7 +282,9 @@ impl Policy for WTinyLfu {
                 self.maximum
             });
         }
-        self.sketch.increment(n.link(i).hash);
+        if !std::mem::take(&mut self.counted) {
+            self.sketch.increment(n.link(i).hash);
+        }
         self.climber.record_miss();
         self.drain_window(n, 0);
         self.climb(n);
@@ -293,6 +348,7 @@ impl Policy for WTinyLfu {
             if self.admit(ch, vh) {
                 victim
             } else {
+                self.ghost_push(ch);
                 self.candidate = n.link(candidate).prev();
                 candidate
             }
