@@ -13,6 +13,7 @@ use crate::shard::{Inserted, Shard};
 use crate::{DefaultHashBuilder, EvictionPolicy};
 
 pub(crate) type Weigher<K, V> = Box<dyn Fn(&K, &V) -> u32 + Send + Sync>;
+type Shards<K, V> = Box<[CachePadded<Mutex<Shard<K, V>>>]>;
 
 /// A thread-safe, bounded, in-memory cache.
 ///
@@ -50,7 +51,7 @@ pub struct Cache<K, V, S = DefaultHashBuilder> {
 }
 
 struct Inner<K, V, S> {
-    shards: Box<[CachePadded<Mutex<Shard<K, V>>>]>,
+    shards: Shards<K, V>,
     mask: usize,
     hasher: S,
     weigher: Option<Weigher<K, V>>,
@@ -158,7 +159,9 @@ impl<K: Hash + Eq, V, S: BuildHasher> Cache<K, V, S> {
     pub fn try_insert(&self, key: K, value: V) -> Result<Option<V>, NotAdmitted<K, V>> {
         let weight = self.inner.weigher.as_ref().map_or(1, |w| w(&key, &value));
         let (shard, h) = self.locate(&key);
-        let outcome = shard.lock().insert(h, key, value, weight);
+        let (outcome, removed) = shard.lock().insert(h, key, value, weight);
+        // Evicted entries are dropped here, outside the shard lock.
+        drop(removed);
         match outcome {
             Inserted::New => Ok(None),
             Inserted::Replaced(old) => Ok(Some(old)),
@@ -166,8 +169,6 @@ impl<K: Hash + Eq, V, S: BuildHasher> Cache<K, V, S> {
                 drop(old);
                 Err(NotAdmitted { key, value, weight })
             }
-            Inserted::Denied { key, value } => Err(NotAdmitted { key, value, weight }),
-            Inserted::Denied { key, value } => Err(NotAdmitted { key, value, weight }),
         }
     }
 
@@ -178,8 +179,8 @@ impl<K: Hash + Eq, V, S: BuildHasher> Cache<K, V, S> {
         Q: Hash + Eq + ?Sized,
     {
         let (shard, h) = self.locate(key);
-        let old = shard.lock().remove(h, key);
-        old
+        let removed = shard.lock().remove(h, key);
+        removed.map(|(_, v)| v)
     }
 
     /// Removes `key`, if present.
@@ -191,10 +192,12 @@ impl<K: Hash + Eq, V, S: BuildHasher> Cache<K, V, S> {
         drop(self.remove(key));
     }
 
-    /// Removes every entry. Shards are cleared one after the other.
+    /// Removes every entry. Shards are cleared one after the other; the entries of each are
+    /// dropped after its lock is released.
     pub fn invalidate_all(&self) {
         for shard in self.inner.shards.iter() {
-            shard.lock().clear();
+            let entries = shard.lock().clear();
+            drop(entries);
         }
     }
 

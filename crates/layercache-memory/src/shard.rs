@@ -44,13 +44,35 @@ pub(crate) enum Inserted<K, V> {
     New,
     /// The key was present; its previous value.
     Replaced(V),
-    /// The entry is heavier than the shard (or the shard is full of weightless entries); it
-    /// was not stored (key and value handed back), and a previous value under the key was
+    /// The entry is heavier than the shard (or the shard has no capacity or no free index);
+    /// it was not stored (key and value handed back), and a previous value under the key was
     /// removed.
     Rejected { key: K, value: V, old: Option<V> },
-    /// The admission policy judged the new entry less valuable than what it would evict; it
-    /// was not stored (key and value handed back).
-    Denied { key: K, value: V },
+}
+
+/// Entries taken out of a shard, to be dropped by the caller after it releases the shard's
+/// lock (so that a value's `Drop` may use the cache). Holds one entry without allocating.
+#[must_use = "removed entries are meant to be dropped outside the shard lock"]
+pub(crate) struct Removed<K, V> {
+    one: Option<(K, V)>,
+    more: Vec<(K, V)>,
+}
+
+impl<K, V> Removed<K, V> {
+    fn new() -> Self {
+        Removed {
+            one: None,
+            more: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, kv: (K, V)) {
+        if self.one.is_none() {
+            self.one = Some(kv);
+        } else {
+            self.more.push(kv);
+        }
+    }
 }
 
 pub(crate) struct Shard<K, V> {
@@ -59,6 +81,8 @@ pub(crate) struct Shard<K, V> {
     policy: AnyPolicy,
     capacity: u64,
     weight: u64,
+    /// Entries of weight 0: they are kept out of the policy, so they are never evicted.
+    weightless: usize,
     /// The most entries the shard can ever hold when every entry weighs 1 (the slab is never
     /// grown past it), or `usize::MAX` when weighted.
     entry_limit: usize,
@@ -72,6 +96,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             policy: AnyPolicy::new(kind, capacity, weighted, seed),
             capacity,
             weight: 0,
+            weightless: 0,
             entry_limit: if weighted {
                 usize::MAX
             } else {
@@ -110,7 +135,9 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         Q: Hash + Eq + ?Sized,
     {
         let i = self.find(hash, key)?;
-        self.policy.on_hit(self.entries.as_mut_slice(), i);
+        if self.entries[i as usize].link.weight != 0 {
+            self.policy.on_hit(self.entries.as_mut_slice(), i);
+        }
         Some(&self.entries[i as usize].value)
     }
 
@@ -123,31 +150,58 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         self.find(hash, key).is_some()
     }
 
-    pub(crate) fn insert(&mut self, hash: u32, key: K, value: V, weight: u32) -> Inserted<K, V> {
+    /// Inserts or replaces; evicted entries (and a removed previous value's key) come back in
+    /// [`Removed`].
+    pub(crate) fn insert(
+        &mut self,
+        hash: u32,
+        key: K,
+        value: V,
+        weight: u32,
+    ) -> (Inserted<K, V>, Removed<K, V>) {
+        let mut removed = Removed::new();
+        let fits = self.capacity > 0 && u64::from(weight) <= self.capacity;
+        let mut previous = None;
         if let Some(i) = self.find(hash, &key) {
-            if u64::from(weight) > self.capacity {
-                self.policy.on_remove(self.entries.as_mut_slice(), i);
-                let old = Some(self.remove_at(i).value);
-                return Inserted::Rejected { key, value, old };
+            let old_weight = self.entries[i as usize].link.weight;
+            if fits && self.weight - u64::from(old_weight) + u64::from(weight) <= self.capacity {
+                return (self.update_in_place(i, value, weight), removed);
             }
-            let e = &mut self.entries[i as usize];
-            let old_weight = std::mem::replace(&mut e.link.weight, weight);
-            let old = std::mem::replace(&mut e.value, value);
-            self.weight = self.weight - u64::from(old_weight) + u64::from(weight);
-            self.policy
-                .on_update(self.entries.as_mut_slice(), i, old_weight);
-            self.make_room(0);
-            return Inserted::Replaced(old);
+            // The new value needs room (or cannot be stored at all): the old entry leaves,
+            // and the new one enters as a new entry, so room is never made by evicting it.
+            let old = self.unlink_and_take(i);
+            if !fits {
+                removed.push((old.key, old.value));
+                return (
+                    Inserted::Rejected {
+                        key,
+                        value,
+                        old: None,
+                    },
+                    removed,
+                );
+            }
+            previous = Some(old.value);
         }
-        if u64::from(weight) > self.capacity || self.entries.len() >= MAX_SHARD_ENTRIES {
-            return Inserted::Rejected { key, value, old: None };
+        if !fits || self.entries.len() >= MAX_SHARD_ENTRIES {
+            return (
+                Inserted::Rejected {
+                    key,
+                    value,
+                    old: previous,
+                },
+                removed,
+            );
         }
-        if self.weight + u64::from(weight) > self.capacity
-            && !self.policy.admit(self.entries.as_mut_slice(), hash, weight)
-        {
-            return Inserted::Denied { key, value };
+        while self.weight + u64::from(weight) > self.capacity {
+            match self.policy.evict(self.entries.as_mut_slice(), weight) {
+                Some(v) => {
+                    let e = self.remove_at(v);
+                    removed.push((e.key, e.value));
+                }
+                None => break,
+            }
         }
-        self.make_room(weight);
         if self.entries.len() == self.entries.capacity() {
             let len = self.entries.len();
             let want = (len * 2).clamp(8, self.entry_limit.max(8));
@@ -164,35 +218,78 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             table_hash(entries[j as usize].link.hash)
         });
         self.weight += u64::from(weight);
-        self.policy.on_insert(self.entries.as_mut_slice(), i);
-        Inserted::New
+        self.link_new(i);
+        let outcome = match previous {
+            Some(old) => Inserted::Replaced(old),
+            None => Inserted::New,
+        };
+        (outcome, removed)
     }
 
-    /// Evicts until `incoming` more weight fits.
-    fn make_room(&mut self, incoming: u32) {
-        while self.weight + u64::from(incoming) > self.capacity {
-            match self.policy.evict(self.entries.as_mut_slice(), incoming) {
-                Some(v) => drop(self.remove_at(v)),
-                None => break,
+    /// Replaces the value of entry `i`, whose new weight fits without eviction.
+    fn update_in_place(&mut self, i: u32, value: V, weight: u32) -> Inserted<K, V> {
+        let e = &mut self.entries[i as usize];
+        let old_weight = std::mem::replace(&mut e.link.weight, weight);
+        let old = std::mem::replace(&mut e.value, value);
+        self.weight = self.weight - u64::from(old_weight) + u64::from(weight);
+        match (old_weight, weight) {
+            (0, 0) => {}
+            (0, _) => {
+                self.weightless -= 1;
+                self.link_new(i);
             }
+            (_, 0) => {
+                // Unlink with the weight the policy knows, then record it as weightless.
+                self.entries[i as usize].link.weight = old_weight;
+                self.policy.on_remove(self.entries.as_mut_slice(), i);
+                self.entries[i as usize].link.weight = 0;
+                self.weightless += 1;
+            }
+            _ => self
+                .policy
+                .on_update(self.entries.as_mut_slice(), i, old_weight),
+        }
+        Inserted::Replaced(old)
+    }
+
+    /// Hands entry `i` (already in table and slab) to the policy, unless it is weightless.
+    fn link_new(&mut self, i: u32) {
+        if self.entries[i as usize].link.weight == 0 {
+            self.weightless += 1;
+        } else {
+            self.policy.on_insert(self.entries.as_mut_slice(), i);
         }
     }
 
-    pub(crate) fn remove<Q>(&mut self, hash: u32, key: &Q) -> Option<V>
+    /// Unlinks entry `i` from the policy and takes it out of the shard.
+    fn unlink_and_take(&mut self, i: u32) -> Entry<K, V> {
+        if self.entries[i as usize].link.weight == 0 {
+            self.weightless -= 1;
+        } else {
+            self.policy.on_remove(self.entries.as_mut_slice(), i);
+        }
+        self.remove_at(i)
+    }
+
+    pub(crate) fn remove<Q>(&mut self, hash: u32, key: &Q) -> Option<(K, V)>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
         let i = self.find(hash, key)?;
-        self.policy.on_remove(self.entries.as_mut_slice(), i);
-        Some(self.remove_at(i).value)
+        let e = self.unlink_and_take(i);
+        Some((e.key, e.value))
     }
 
-    pub(crate) fn clear(&mut self) {
-        self.table.clear();
-        self.entries.clear();
+    /// Empties the shard and returns the entries, for the caller to drop outside the lock.
+    /// The bookkeeping is reset before anything is dropped, so a panicking `Drop` cannot leave
+    /// the shard inconsistent.
+    pub(crate) fn clear(&mut self) -> Vec<Entry<K, V>> {
         self.policy.clear();
+        self.table.clear();
         self.weight = 0;
+        self.weightless = 0;
+        std::mem::take(&mut self.entries)
     }
 
     /// Takes entry `i` (already unlinked from the policy) out of the table and the slab,
@@ -269,10 +366,10 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             count += len as usize;
             weight += w;
         }
-        if count != n || weight != self.weight {
+        if count + self.weightless != n || weight != self.weight {
             return Err(format!(
-                "lists hold {count} entries of weight {weight}; shard has {n} of weight {}",
-                self.weight
+                "lists hold {count} entries of weight {weight} (+{} weightless); shard has {n} of weight {}",
+                self.weightless, self.weight
             ));
         }
         if self.weight > self.capacity {

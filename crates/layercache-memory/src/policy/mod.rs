@@ -8,6 +8,7 @@ pub(crate) mod list;
 
 mod climber;
 mod fifo;
+mod ghost;
 mod lfu;
 mod lru;
 mod s3fifo;
@@ -132,11 +133,6 @@ impl FromStr for EvictionPolicy {
 /// Indices are slab indices; every call but [`Policy::relocate`] and [`Policy::clear`] names an
 /// entry whose [`list::Link`] (hash and weight) is already set.
 pub(crate) trait Policy {
-    /// Decides whether a new entry of `weight` whose key hashes to `hash` may enter a full
-    /// cache (called before any eviction for it; the default admits everything).
-    fn admit<N: Nodes + ?Sized>(&mut self, _n: &mut N, _hash: u32, _weight: u32) -> bool {
-        true
-    }
     /// A new entry joins the cache (after [`Policy::evict`] made room for it).
     fn on_insert<N: Nodes + ?Sized>(&mut self, n: &mut N, i: u32);
     /// A lookup found the entry.
@@ -159,10 +155,10 @@ pub(crate) trait Policy {
 /// Static dispatch over the policies (an enum keeps the hot path free of virtual calls).
 pub(crate) enum AnyPolicy {
     WTinyLfu(Box<wtinylfu::WTinyLfu>),
-    S3Fifo(s3fifo::S3Fifo),
+    S3Fifo(Box<s3fifo::S3Fifo>),
     Sieve(sieve::Sieve),
     Lru(lru::Lru),
-    Lfu(lfu::Lfu),
+    Lfu(Box<lfu::Lfu>),
     Fifo(fifo::Fifo),
 }
 
@@ -188,10 +184,10 @@ impl AnyPolicy {
             EvictionPolicy::WTinyLfu => {
                 AnyPolicy::WTinyLfu(Box::new(wtinylfu::WTinyLfu::new(capacity, weighted, seed)))
             }
-            EvictionPolicy::S3Fifo => AnyPolicy::S3Fifo(s3fifo::S3Fifo::new(capacity)),
+            EvictionPolicy::S3Fifo => AnyPolicy::S3Fifo(Box::new(s3fifo::S3Fifo::new(capacity))),
             EvictionPolicy::Sieve => AnyPolicy::Sieve(sieve::Sieve::default()),
             EvictionPolicy::Lru => AnyPolicy::Lru(lru::Lru::default()),
-            EvictionPolicy::Lfu => AnyPolicy::Lfu(lfu::Lfu::default()),
+            EvictionPolicy::Lfu => AnyPolicy::Lfu(Box::default()),
             EvictionPolicy::Fifo => AnyPolicy::Fifo(fifo::Fifo::default()),
         }
     }
@@ -201,10 +197,6 @@ impl Policy for AnyPolicy {
     #[inline]
     fn on_insert<N: Nodes + ?Sized>(&mut self, n: &mut N, i: u32) {
         dispatch!(self, p => p.on_insert(n, i))
-    }
-    #[inline]
-    fn admit<N: Nodes + ?Sized>(&mut self, n: &mut N, hash: u32, weight: u32) -> bool {
-        dispatch!(self, p => p.admit(n, hash, weight))
     }
     #[inline]
     fn on_hit<N: Nodes + ?Sized>(&mut self, n: &mut N, i: u32) {

@@ -74,8 +74,7 @@ impl Ghost {
 
 impl S3Fifo {
     pub(crate) fn new(capacity: u64) -> Self {
-        let sf: f64 = std::env::var("LC_SMALL").ok().and_then(|v| v.parse().ok()).unwrap_or(0.1);
-        let small_max = ((capacity as f64 * sf) as u64).max(1);
+        let small_max = (capacity / 10).max(1);
         S3Fifo {
             small: List::default(),
             main: List::default(),
@@ -84,7 +83,7 @@ impl S3Fifo {
                 queue: VecDeque::new(),
                 live: HashMap::with_hasher(foldhash::fast::FixedState::default()),
                 weight: 0,
-                max: std::env::var("LC_S3GHOST").ok().and_then(|v| v.parse::<f64>().ok()).map_or(capacity - small_max.min(capacity), |g| (g * capacity as f64) as u64),
+                max: capacity - small_max.min(capacity),
                 seq: 0,
             },
         }
@@ -101,7 +100,7 @@ impl S3Fifo {
     fn evict_small<N: Nodes + ?Sized>(&mut self, n: &mut N) -> Option<u32> {
         while let Some(t) = self.small.pop_front(n) {
             let link = n.link_mut(t);
-            if link.meta() & FREQ_MASK >= std::env::var("LC_MOVE").ok().and_then(|v| v.parse().ok()).unwrap_or(MOVE_TO_MAIN) {
+            if link.meta() & FREQ_MASK >= MOVE_TO_MAIN {
                 link.set_meta(IN_MAIN);
                 self.main.push_back(n, t);
             } else {

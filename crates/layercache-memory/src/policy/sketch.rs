@@ -62,14 +62,16 @@ impl FrequencySketch {
     /// forgets the counts gathered so far.
     pub(crate) fn ensure_capacity(&mut self, entries: u64) {
         let entries = entries.clamp(1, 1 << 30);
-        let per: usize = std::env::var("LC_SKW").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
-        let words = ((entries as usize * per).div_ceil(4)).next_power_of_two().max(MIN_WORDS);
+        let words = (entries as usize)
+            .div_ceil(2)
+            .next_power_of_two()
+            .max(MIN_WORDS);
         if self.table.len() >= words {
             return;
         }
         self.table = vec![0; words];
         self.block_mask = ((words >> 3) - 1) as u32;
-        self.sample_size = (std::env::var("LC_AGE").ok().and_then(|v| v.parse::<f64>().ok()).unwrap_or(10.0) * entries as f64).max(1.0) as u64;
+        self.sample_size = 10 * entries;
         self.size = 0;
     }
 
@@ -102,29 +104,22 @@ impl FrequencySketch {
             return;
         }
         let (block, counter_hash) = self.slots(hash);
-        let mut words = [0usize; 4];
-        let mut shifts = [0u32; 4];
-        let mut min = 15u64;
+        let mut added = false;
         for i in 0..4u32 {
             let h = counter_hash >> (i << 3);
             let index = (h >> 1) & 15;
-            words[i as usize] = block + (h & 1) as usize + ((i as usize) << 1);
-            shifts[i as usize] = index << 2;
-            min = min.min((self.table[words[i as usize]] >> shifts[i as usize]) & 0xF);
-        }
-        if min == 15 {
-            return;
-        }
-        let conservative = std::env::var("LC_CU").is_ok();
-        for i in 0..4 {
-            let c = (self.table[words[i]] >> shifts[i]) & 0xF;
-            if c != 15 && (!conservative || c == min) {
-                self.table[words[i]] += 1 << shifts[i];
+            let word = block + (h & 1) as usize + ((i as usize) << 1);
+            let shift = index << 2;
+            if (self.table[word] >> shift) & 0xF != 0xF {
+                self.table[word] += 1 << shift;
+                added = true;
             }
         }
-        self.size += 1;
-        if self.size >= self.sample_size {
-            self.reset();
+        if added {
+            self.size += 1;
+            if self.size >= self.sample_size {
+                self.reset();
+            }
         }
     }
 

@@ -1,19 +1,28 @@
-//! Adaptive W-TinyLFU (Einziger, Friedman & Manes, ACM ToS 2017; window adaptation from
-//! Einziger et al., Middleware 2018), structured as in Caffeine.
+//! Adaptive W-TinyLFU (Einziger, Friedman & Manes, "TinyLFU: A Highly Efficient Cache Admission
+//! Policy", ACM ToS 2017), structured as in Caffeine, with ghost feedback.
 //!
 //! - New entries enter an LRU **window** (initially 1% of capacity).
 //! - Entries leaving the window become *candidates* at the new end of the **probation**
 //!   segment of a segmented-LRU main space. When room is needed, a candidate duels the
-//!   probation LRU *victim*: the one with the lower TinyLFU frequency estimate
-//!   ([`FrequencySketch`]) is evicted. Ties go to the victim, except that a warm candidate
-//!   (estimate above 5) is admitted with probability 1/128, so an attacker cannot pin hot
-//!   victims by colliding hashes (hash flooding).
+//!   probation LRU *victim* on their TinyLFU frequency estimates ([`FrequencySketch`]). The
+//!   candidate must beat the victim by more than [`ADMIT_MARGIN`]: a resident entry is worth
+//!   more than an unproven newcomer with a similar count, which keeps looping workloads stable.
+//! - A warm candidate (estimate above 5) that loses is still admitted with probability 1/128,
+//!   so an attacker cannot pin hot victims by colliding hashes (hash flooding).
 //! - A hit in probation promotes to **protected** (80% of main); protected overflow is demoted
 //!   back to probation.
-//! - A [`HillClimber`] moves capacity between window and protected to follow the workload:
-//!   recency-heavy traces get a large window, frequency-heavy ones a small one.
+//! - The window size adapts two ways. A [`HillClimber`] samples the hit ratio every
+//!   10 × capacity requests and moves capacity between window and protected (Einziger et al.,
+//!   "Adaptive Software Cache Management", Middleware 2018). Between samples, two [`Ghost`]s
+//!   give per-miss feedback in the manner of ARC (Megiddo & Modha, FAST 2003): a miss on a key
+//!   that recently *lost* a duel grows the window by the key's weight (the workload rewards
+//!   recency), and a miss on a key recently *evicted from main* shrinks it (the workload rewards
+//!   frequency). A candidate that returns while remembered as rejected is admitted on a near
+//!   tie. The ghost feedback makes the policy adapt within short traces, where a 10 × capacity
+//!   sample period would never complete.
 
 use super::climber::HillClimber;
+use super::ghost::Ghost;
 use super::list::{List, Nodes, NIL};
 use super::sketch::FrequencySketch;
 use super::Policy;
@@ -26,8 +35,14 @@ const PERCENT_MAIN: f64 = 0.99;
 const PERCENT_MAIN_PROTECTED: f64 = 0.80;
 /// Caps the entries moved between segments by one window adjustment.
 const QUEUE_TRANSFER_THRESHOLD: usize = 1000;
-/// A candidate whose estimate is at most this is never admitted on a tie.
+/// A candidate whose estimate is at most this is never admitted by chance.
 const ADMIT_HASHDOS_THRESHOLD: u8 = 5;
+/// How much a candidate's estimate must exceed the victim's to be admitted.
+const ADMIT_MARGIN: u8 = 1;
+/// Size of the ghost of rejected candidates, as a share of capacity.
+const REJECTED_GHOST: f64 = 0.2;
+/// Size of the ghost of entries evicted from main, as a share of capacity.
+const EVICTED_GHOST: f64 = 0.5;
 
 pub(crate) struct WTinyLfu {
     window: List,
@@ -40,26 +55,22 @@ pub(crate) struct WTinyLfu {
     len: u64,
     sketch: FrequencySketch,
     climber: HillClimber,
+    rejected: Ghost,
+    evicted: Ghost,
     /// Candidates moved out of the window in the current eviction round.
     candidates: u32,
     /// The next candidate to duel (walks from probation's new end towards its old end).
     candidate: u32,
     rng: u64,
-    ghost: std::collections::VecDeque<u32>,
-    ghost_set: std::collections::HashMap<u32, u32>,
-    ghost_max: usize,
-    /// The incoming key was counted by `admit` already.
-    counted: bool,
 }
 
 impl WTinyLfu {
     pub(crate) fn new(maximum: u64, weighted: bool, seed: u64) -> Self {
-        let pm: f64 = std::env::var("LC_WIN").ok().and_then(|v| v.parse::<f64>().ok()).map(|w| 1.0 - w).unwrap_or(PERCENT_MAIN);
-        let window_max = maximum - (pm * maximum as f64) as u64;
-        let pp: f64 = std::env::var("LC_PROT").ok().and_then(|v| v.parse().ok()).unwrap_or(PERCENT_MAIN_PROTECTED);
-        let mut protected_max = (pp * (maximum - window_max) as f64) as u64;
-        let mut window_max = window_max;
-        if std::env::var("LC_MOKA").is_ok() { window_max = 0; protected_max = std::env::var("LC_MOKAP").ok().and_then(|v| v.parse::<f64>().ok()).map_or(0, |p| (p * maximum as f64) as u64); }
+        let window_max = maximum - (PERCENT_MAIN * maximum as f64) as u64;
+        let protected_max = (PERCENT_MAIN_PROTECTED * (maximum - window_max) as f64) as u64;
+        // Ghosts count keys; with a weigher the capacity is not an entry count, so they are
+        // sized (like the sketch) once the number of entries is known.
+        let ghost_base = if weighted { 0 } else { maximum };
         WTinyLfu {
             window: List::default(),
             probation: List::default(),
@@ -71,13 +82,11 @@ impl WTinyLfu {
             len: 0,
             sketch: FrequencySketch::new(),
             climber: HillClimber::new(maximum),
+            rejected: Ghost::new((REJECTED_GHOST * ghost_base as f64) as u64),
+            evicted: Ghost::new((EVICTED_GHOST * ghost_base as f64) as u64),
             candidates: 0,
             candidate: NIL,
             rng: seed | 1,
-            counted: false,
-            ghost: Default::default(),
-            ghost_set: Default::default(),
-            ghost_max: (std::env::var("LC_GHOST").ok().and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) * maximum as f64) as usize,
         }
     }
 
@@ -106,28 +115,34 @@ impl WTinyLfu {
         self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 
-    fn ghost_push(&mut self, h: u32) {
-        if self.ghost_max == 0 { return; }
-        self.ghost.push_back(h);
-        *self.ghost_set.entry(h).or_insert(0) += 1;
-        while self.ghost.len() > self.ghost_max {
-            let o = self.ghost.pop_front().unwrap();
-            let c = self.ghost_set.get_mut(&o).unwrap();
-            *c -= 1;
-            if *c == 0 { self.ghost_set.remove(&o); }
+    /// Sizes the sketch (and, when weighted, the ghosts) once the cache is half full, as
+    /// Caffeine does: a cache that never fills never pays for them.
+    fn ensure_sketch(&mut self) {
+        if self.total_weight() < self.maximum / 2 {
+            return;
         }
+        let entries = if self.weighted {
+            self.len
+        } else {
+            self.maximum
+        };
+        if self.weighted && !self.sketch.is_initialized() {
+            self.rejected = Ghost::new((REJECTED_GHOST * entries as f64) as u64);
+            self.evicted = Ghost::new((EVICTED_GHOST * entries as f64) as u64);
+        }
+        self.sketch.ensure_capacity(entries);
     }
 
+    /// The duel: should `candidate` (a key hash) replace `victim`?
     fn admit(&mut self, candidate: u32, victim: u32) -> bool {
         let victim_freq = self.sketch.frequency(victim);
         let candidate_freq = self.sketch.frequency(candidate);
-        if candidate_freq <= victim_freq && self.ghost_max > 0 && self.ghost_set.contains_key(&candidate) {
-            return true;
-        }
-        let margin: u8 = std::env::var("LC_MARGIN").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
-        if candidate_freq > victim_freq.saturating_add(margin) {
+        if candidate_freq > victim_freq.saturating_add(ADMIT_MARGIN) {
             true
-        } else if candidate_freq <= ADMIT_HASHDOS_THRESHOLD || std::env::var("LC_NORAND").is_ok() {
+        } else if self.rejected.contains(candidate) {
+            // Rejected recently and back already: recency evidence.
+            true
+        } else if candidate_freq <= ADMIT_HASHDOS_THRESHOLD {
             false
         } else {
             self.random() & 127 == 0
@@ -162,18 +177,25 @@ impl WTinyLfu {
         moved
     }
 
+    /// Hill climbing, once per sample period.
     fn climb<N: Nodes + ?Sized>(&mut self, n: &mut N) {
         if !self.sketch.is_initialized() {
             self.climber.reset_sample();
             return;
         }
-        if std::env::var("LC_NOCLIMB").is_ok() { return; }
-        let mult: f64 = std::env::var("LC_SAMPLE").ok().and_then(|v| v.parse().ok()).unwrap_or(10.0);
-        let sample = (self.maximum as f64 * mult) as u64;
-        match self.climber.adjustment(sample) {
+        match self.climber.adjustment(self.sketch.sample_size()) {
             Some(a) if a > 0 => self.increase_window(n, a.unsigned_abs()),
             Some(a) if a < 0 => self.decrease_window(n, a.unsigned_abs()),
             _ => {}
+        }
+    }
+
+    /// Ghost feedback for a missed key that is being inserted.
+    fn ghost_feedback<N: Nodes + ?Sized>(&mut self, n: &mut N, hash: u32, weight: u32) {
+        if self.rejected.contains(hash) {
+            self.increase_window(n, u64::from(weight.max(1)));
+        } else if self.evicted.contains(hash) {
+            self.decrease_window(n, u64::from(weight.max(1)));
         }
     }
 
@@ -248,44 +270,16 @@ impl WTinyLfu {
 }
 
 impl Policy for WTinyLfu {
-    fn admit<N: Nodes + ?Sized>(&mut self, n: &mut N, hash: u32, weight: u32) -> bool {
-        if self.window_max > 0 {
-            return true;
-        }
-        self.sketch.increment(hash);
-        self.counted = true;
-        let candidate = self.sketch.frequency(hash);
-        let (mut w, mut f, mut v) = (0u64, 0u32, self.probation.head);
-        while w < u64::from(weight) && v != NIL {
-            w += u64::from(n.link(v).weight);
-            f += u32::from(self.sketch.frequency(n.link(v).hash));
-            v = n.link(v).next();
-        }
-        let ok = w >= u64::from(weight) && u32::from(candidate) > f;
-        if !ok {
-            self.counted = false;
-            self.climber.record_miss();
-        }
-        ok
-    }
-
     fn on_insert<N: Nodes + ?Sized>(&mut self, n: &mut N, i: u32) {
         self.end_round();
         n.link_mut(i).set_meta(WINDOW);
         self.window.push_back(n, i);
         self.len += 1;
-        if self.total_weight() >= self.maximum / 2 {
-            // Size the sketch lazily, once the cache is half full (as Caffeine does).
-            self.sketch.ensure_capacity(if self.weighted {
-                self.len
-            } else {
-                self.maximum
-            });
-        }
-        if !std::mem::take(&mut self.counted) {
-            self.sketch.increment(n.link(i).hash);
-        }
+        self.ensure_sketch();
+        let (hash, weight) = (n.link(i).hash, n.link(i).weight);
+        self.sketch.increment(hash);
         self.climber.record_miss();
+        self.ghost_feedback(n, hash, weight);
         self.drain_window(n, 0);
         self.climb(n);
     }
@@ -346,9 +340,10 @@ impl Policy for WTinyLfu {
             self.candidates -= 1;
             let (ch, vh) = (n.link(candidate).hash, n.link(victim).hash);
             if self.admit(ch, vh) {
+                self.evicted.insert(vh);
                 victim
             } else {
-                self.ghost_push(ch);
+                self.rejected.insert(ch);
                 self.candidate = n.link(candidate).prev();
                 candidate
             }
@@ -376,6 +371,8 @@ impl Policy for WTinyLfu {
         self.probation.clear();
         self.protected.clear();
         self.sketch.clear();
+        self.rejected.clear();
+        self.evicted.clear();
         self.len = 0;
         self.end_round();
     }

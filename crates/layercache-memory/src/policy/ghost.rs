@@ -1,0 +1,91 @@
+//! A ghost: a compact memory of recently evicted keys, by their 32-bit hashes.
+//!
+//! Direct-mapped fingerprint table: a key hash goes to one slot chosen by its mixed bits and is
+//! overwritten by a later hash mapped to the same slot, so the ghost remembers roughly the last
+//! `slots` keys with an age-biased, random replacement instead of an exact FIFO. It costs 4
+//! bytes per slot and O(1) per operation, with no allocation after the first use (the table is
+//! allocated on the first eviction, so caches that never evict never pay for it).
+
+pub(crate) struct Ghost {
+    table: Vec<u32>,
+    slots: usize,
+}
+
+#[inline]
+fn slot_of(hash: u32, mask: usize) -> usize {
+    (hash.wrapping_mul(0x9E37_79B1) >> 7) as usize & mask
+}
+
+impl Ghost {
+    /// A ghost of about `slots` keys (rounded up to a power of two; 0 disables it).
+    pub(crate) fn new(slots: u64) -> Self {
+        let slots = if slots == 0 {
+            0
+        } else {
+            (slots.min(1 << 30) as usize).next_power_of_two()
+        };
+        Ghost {
+            table: Vec::new(),
+            slots,
+        }
+    }
+
+    /// The number of remembered keys (O(slots); for tests).
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.table.iter().filter(|&&s| s != 0).count()
+    }
+
+    /// Remembers `hash`.
+    pub(crate) fn insert(&mut self, hash: u32) {
+        if self.slots == 0 {
+            return;
+        }
+        if self.table.is_empty() {
+            self.table = vec![0; self.slots];
+        }
+        self.table[slot_of(hash, self.slots - 1)] = hash | 1;
+    }
+
+    /// Tells whether `hash` is remembered.
+    pub(crate) fn contains(&self, hash: u32) -> bool {
+        !self.table.is_empty() && self.table[slot_of(hash, self.slots - 1)] == hash | 1
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.table = Vec::new();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remembers_and_forgets() {
+        let mut g = Ghost::new(64);
+        assert!(!g.contains(5));
+        g.insert(5);
+        assert!(g.contains(5));
+        assert_eq!(g.len(), 1);
+        g.insert(5);
+        assert_eq!(g.len(), 1);
+    }
+
+    #[test]
+    fn disabled_ghost_remembers_nothing() {
+        let mut g = Ghost::new(0);
+        g.insert(5);
+        assert!(!g.contains(5));
+    }
+
+    #[test]
+    fn holds_about_its_size() {
+        let mut g = Ghost::new(1024);
+        for h in 0..100_000u32 {
+            g.insert(h.wrapping_mul(2_654_435_761));
+        }
+        assert!(g.len() <= 1024);
+        assert!(g.len() > 900, "len {}", g.len());
+    }
+}
