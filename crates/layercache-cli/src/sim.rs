@@ -49,7 +49,8 @@ pub(crate) struct SimArgs {
 
     /// Comma-separated capacities: entries, or bytes with --weighted. Units k, m, g
     /// (x1000) and KiB, MiB, GiB; ranges START..END:STEP. Default: 0.1%, 1% and 10% of the
-    /// trace's distinct keys (of its total distinct bytes with --weighted).
+    /// trace's distinct keys (of its total distinct bytes with --weighted); 100, 1000 and
+    /// 10000 for the built-in workload.
     #[arg(long)]
     capacity: Option<String>,
 
@@ -167,6 +168,7 @@ pub(crate) fn run(args: SimArgs) -> Result<()> {
     }
     let capacities = match &args.capacity {
         Some(list) => parse_capacities(list)?,
+        None if args.trace.is_none() => vec![100, 1_000, 10_000],
         None => default_capacities(&workload.requests, args.weighted),
     };
     let jobs: Vec<(SimPolicy, u64)> = policies
