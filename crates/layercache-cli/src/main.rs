@@ -8,6 +8,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 mod capacity;
+mod replay;
 mod report;
 mod sim;
 

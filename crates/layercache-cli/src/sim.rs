@@ -14,16 +14,12 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use layercache_memory::{Cache, EvictionPolicy};
+use layercache_memory::EvictionPolicy;
 use layercache_trace::{synth, Belady, Format, Request};
 
 use crate::capacity::parse_capacities;
+use crate::replay::{replay, Setup};
 use crate::report::{self, SimResult};
-
-/// Hash seed of the simulated caches (fixed, so that runs are reproducible).
-const HASH_SEED: u64 = 0x6c61_7965_7263_6163;
-/// Requests between two progress-bar updates.
-const PROGRESS_CHUNK: usize = 1 << 16;
 
 /// Arguments of `layercache sim`.
 #[derive(Args, Debug)]
@@ -208,14 +204,15 @@ pub(crate) fn run(args: SimArgs) -> Result<()> {
                         progress.inc(workload.requests.len() as u64);
                         r
                     }
-                    SimPolicy::Engine(p) => replay(
-                        &workload.requests,
-                        p,
-                        capacity,
-                        args.weighted,
-                        args.shards,
-                        &progress,
-                    ),
+                    SimPolicy::Engine(p) => {
+                        let setup = Setup {
+                            policy: p,
+                            capacity,
+                            weighted: args.weighted,
+                            shards: args.shards,
+                        };
+                        replay(&workload.requests, setup, |n| progress.inc(n))
+                    }
                 };
                 let result = SimResult {
                     trace: workload.name.clone(),
@@ -253,39 +250,4 @@ pub(crate) fn run(args: SimArgs) -> Result<()> {
             .with_context(|| format!("writing plot {}", path.display()))?;
     }
     Ok(())
-}
-
-/// Replays `requests` through a fresh cache: `get`, and `insert` on a miss. Returns the hits.
-pub(crate) fn replay(
-    requests: &[Request],
-    policy: EvictionPolicy,
-    capacity: u64,
-    weighted: bool,
-    shards: usize,
-    progress: &ProgressBar,
-) -> u64 {
-    let builder = Cache::<u64, u32>::builder()
-        .max_capacity(capacity)
-        .eviction_policy(policy)
-        .shards(shards);
-    let builder = if weighted {
-        builder.weigher(|_, &size: &u32| size)
-    } else {
-        builder
-    };
-    let cache = builder
-        .hasher(foldhash::fast::FixedState::with_seed(HASH_SEED))
-        .build();
-    let mut hits = 0u64;
-    for chunk in requests.chunks(PROGRESS_CHUNK) {
-        for r in chunk {
-            if cache.get(&r.key).is_some() {
-                hits += 1;
-            } else {
-                cache.insert(r.key, r.size);
-            }
-        }
-        progress.inc(chunk.len() as u64);
-    }
-    hits
 }
