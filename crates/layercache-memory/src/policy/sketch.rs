@@ -14,8 +14,13 @@ const RESET_MASK: u64 = 0x7777_7777_7777_7777;
 const ONE_MASK: u64 = 0x1111_1111_1111_1111;
 const MIN_WORDS: usize = 8;
 
+/// One cache line of counters: 8 words of 16 four-bit counters.
+#[derive(Clone, Copy, Default)]
+#[repr(align(64))]
+struct Block([u64; 8]);
+
 pub(crate) struct FrequencySketch {
-    table: Vec<u64>,
+    table: Vec<Block>,
     block_mask: u32,
     sample_size: u64,
     size: u64,
@@ -66,20 +71,21 @@ impl FrequencySketch {
             .div_ceil(2)
             .next_power_of_two()
             .max(MIN_WORDS);
-        if self.table.len() >= words {
+        let blocks = words / 8;
+        if self.table.len() >= blocks {
             return;
         }
-        self.table = vec![0; words];
-        self.block_mask = ((words >> 3) - 1) as u32;
+        self.table = vec![Block::default(); blocks];
+        self.block_mask = (blocks - 1) as u32;
         self.sample_size = 10 * entries;
         self.size = 0;
     }
 
+    /// The block of `hash` and the hash that picks its four counters.
     #[inline]
     fn slots(&self, hash: u32) -> (usize, u32) {
         let block_hash = spread(hash);
-        let block = ((block_hash & self.block_mask) as usize) << 3;
-        (block, rehash(block_hash))
+        ((block_hash & self.block_mask) as usize, rehash(block_hash))
     }
 
     /// The estimated frequency of `hash`, 0..=15.
@@ -88,12 +94,13 @@ impl FrequencySketch {
             return 0;
         }
         let (block, counter_hash) = self.slots(hash);
+        let words = &self.table[block].0;
         let mut min = 15u64;
         for i in 0..4u32 {
             let h = counter_hash >> (i << 3);
             let index = (h >> 1) & 15;
-            let word = block + (h & 1) as usize + ((i as usize) << 1);
-            min = min.min((self.table[word] >> (index << 2)) & 0xF);
+            let word = (h & 1) as usize + ((i as usize) << 1);
+            min = min.min((words[word] >> (index << 2)) & 0xF);
         }
         min as u8
     }
@@ -104,14 +111,15 @@ impl FrequencySketch {
             return;
         }
         let (block, counter_hash) = self.slots(hash);
+        let words = &mut self.table[block].0;
         let mut added = false;
         for i in 0..4u32 {
             let h = counter_hash >> (i << 3);
             let index = (h >> 1) & 15;
-            let word = block + (h & 1) as usize + ((i as usize) << 1);
+            let word = (h & 1) as usize + ((i as usize) << 1);
             let shift = index << 2;
-            if (self.table[word] >> shift) & 0xF != 0xF {
-                self.table[word] += 1 << shift;
+            if (words[word] >> shift) & 0xF != 0xF {
+                words[word] += 1 << shift;
                 added = true;
             }
         }
@@ -126,7 +134,7 @@ impl FrequencySketch {
     /// Halves every counter and the sample count (the odd counters' lost halves included).
     fn reset(&mut self) {
         let mut odd = 0u64;
-        for w in &mut self.table {
+        for w in self.table.iter_mut().flat_map(|b| b.0.iter_mut()) {
             odd += u64::from((*w & ONE_MASK).count_ones());
             *w = (*w >> 1) & RESET_MASK;
         }
@@ -134,7 +142,7 @@ impl FrequencySketch {
     }
 
     pub(crate) fn clear(&mut self) {
-        self.table.iter_mut().for_each(|w| *w = 0);
+        self.table.iter_mut().for_each(|b| *b = Block::default());
         self.size = 0;
     }
 }
@@ -142,6 +150,15 @@ impl FrequencySketch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_block_is_one_cache_line() {
+        assert_eq!(std::mem::align_of::<Block>(), 64);
+        assert_eq!(std::mem::size_of::<Block>(), 64);
+        let mut s = FrequencySketch::new();
+        s.ensure_capacity(4096);
+        assert_eq!(s.table.as_ptr() as usize % 64, 0);
+    }
 
     #[test]
     fn counts_saturate_and_halve() {
