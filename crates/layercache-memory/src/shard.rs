@@ -56,6 +56,8 @@ pub(crate) enum Inserted<K, V> {
 pub(crate) struct Removed<K, V> {
     one: Option<(K, V)>,
     more: Vec<(K, V)>,
+    /// The key of an entry whose value was replaced by a re-entering entry.
+    key: Option<K>,
 }
 
 impl<K, V> Removed<K, V> {
@@ -63,6 +65,7 @@ impl<K, V> Removed<K, V> {
         Removed {
             one: None,
             more: Vec::new(),
+            key: None,
         }
     }
 
@@ -182,6 +185,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                 );
             }
             previous = Some(old.value);
+            removed.key = Some(old.key);
         }
         if !fits || self.entries.len() >= MAX_SHARD_ENTRIES {
             return (
