@@ -126,6 +126,12 @@ fn main() {
         |c| c.entry_count(),
     ));
     rows.push(measure(
+        "layercache (W-TinyLFU, default shards), after 1M evictions",
+        || layercache_memory::Cache::<u64, u64>::new(N),
+        |c| (0..2 * N).for_each(|k| c.insert(k, k)),
+        |c| c.entry_count(),
+    ));
+    rows.push(measure(
         "moka 0.12 sync::Cache",
         || moka::sync::Cache::<u64, u64>::new(N),
         |c| {
@@ -140,8 +146,17 @@ fn main() {
         |c| (0..N).for_each(|k| c.insert(k, k)),
         |c| c.len() as u64,
     ));
+    rows.push(measure(
+        "quick_cache 0.7 sync::Cache, after 1M evictions",
+        || quick_cache::sync::Cache::<u64, u64>::new(N as usize),
+        |c| (0..2 * N).for_each(|k| c.insert(k, k)),
+        |c| c.len() as u64,
+    ));
 
-    println!("{N} inserts of u64 -> u64 (keys 0..{N}), capacity {N}\n");
+    println!(
+        "{N} inserts of u64 -> u64 (keys 0..{N}), capacity {N}; \"after 1M evictions\": {} inserts\n",
+        2 * N
+    );
     println!("| cache | entries held | live bytes | bytes/entry | peak bytes/entry |");
     println!("|---|---:|---:|---:|---:|");
     for r in &rows {
