@@ -14,6 +14,9 @@ use hashbrown::HashTable;
 use crate::policy::list::{Link, Nodes, MAX_SHARD_ENTRIES, NIL};
 use crate::policy::{AnyPolicy, EvictionPolicy, Policy};
 
+/// Hits buffered per shard before they are applied to the policy as one batch.
+const READ_BATCH: usize = 64;
+
 pub(crate) struct Entry<K, V> {
     pub(crate) key: K,
     pub(crate) value: V,
@@ -86,6 +89,8 @@ pub(crate) struct Shard<K, V> {
     weight: u64,
     /// Entries of weight 0: they are kept out of the policy, so they are never evicted.
     weightless: usize,
+    /// Hits not yet applied to the policy, oldest first (see [`Shard::drain_reads`]).
+    reads: Vec<u32>,
     /// The most entries the shard can ever hold when every entry weighs 1 (the slab is never
     /// grown past it), or `usize::MAX` when weighted.
     entry_limit: usize,
@@ -100,6 +105,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             capacity,
             weight: 0,
             weightless: 0,
+            reads: Vec::new(),
             entry_limit: if weighted {
                 usize::MAX
             } else {
@@ -139,7 +145,10 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     {
         let i = self.find(hash, key)?;
         if self.entries[i as usize].link.weight != 0 {
-            self.policy.on_hit(self.entries.as_mut_slice(), i);
+            if self.reads.len() >= READ_BATCH {
+                self.drain_reads();
+            }
+            self.reads.push(i);
         }
         Some(&self.entries[i as usize].value)
     }
@@ -153,6 +162,27 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         self.find(hash, key).is_some()
     }
 
+    /// Applies the buffered hits to the policy, in order, in three passes: touch the entries,
+    /// let the policy touch what it will change, then change it. The loads of each pass are
+    /// independent, so their cache misses overlap. Every operation that changes the slab or the
+    /// policy drains first, so the policy sees the same events in the same order as if each
+    /// hit were applied at once, and the buffered indices are always valid.
+    pub(crate) fn drain_reads(&mut self) {
+        if self.reads.is_empty() {
+            return;
+        }
+        let reads = std::mem::take(&mut self.reads);
+        let mut acc = 0u32;
+        for &i in &reads {
+            acc ^= self.entries[i as usize].link.hash;
+        }
+        std::hint::black_box(acc);
+        self.policy.warm(self.entries.as_slice(), &reads);
+        self.policy.on_hits(self.entries.as_mut_slice(), &reads);
+        self.reads = reads;
+        self.reads.clear();
+    }
+
     /// Inserts or replaces; evicted entries (and a removed previous value's key) come back in
     /// [`Removed`].
     pub(crate) fn insert(
@@ -162,6 +192,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         value: V,
         weight: u32,
     ) -> (Inserted<K, V>, Removed<K, V>) {
+        self.drain_reads();
         let mut removed = Removed::new();
         let fits = self.capacity > 0 && u64::from(weight) <= self.capacity;
         let mut previous = None;
@@ -281,6 +312,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         Q: Hash + Eq + ?Sized,
     {
         let i = self.find(hash, key)?;
+        self.drain_reads();
         let e = self.unlink_and_take(i);
         Some((e.key, e.value))
     }
@@ -289,6 +321,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     /// The bookkeeping is reset before anything is dropped, so a panicking `Drop` cannot leave
     /// the shard inconsistent.
     pub(crate) fn clear(&mut self) -> Vec<Entry<K, V>> {
+        self.reads.clear();
         self.policy.clear();
         self.table.clear();
         self.weight = 0;

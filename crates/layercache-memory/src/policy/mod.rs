@@ -137,6 +137,16 @@ pub(crate) trait Policy {
     fn on_insert<N: Nodes + ?Sized>(&mut self, n: &mut N, i: u32);
     /// A lookup found the entry.
     fn on_hit<N: Nodes + ?Sized>(&mut self, n: &mut N, i: u32);
+    /// A batch of hits, in order (the default applies them one by one).
+    fn on_hits<N: Nodes + ?Sized>(&mut self, n: &mut N, hits: &[u32]) {
+        for &i in hits {
+            self.on_hit(n, i);
+        }
+    }
+    /// Loads what [`Policy::on_hits`] will touch for `hits` (neighbours, sketch blocks), so
+    /// that the cache misses of a batch overlap instead of stalling one after another. Only a
+    /// hint: the default does nothing.
+    fn warm<N: Nodes + ?Sized>(&self, _n: &N, _hits: &[u32]) {}
     /// The entry's value was replaced; its weight changed from `old_weight` to the link's.
     fn on_update<N: Nodes + ?Sized>(&mut self, n: &mut N, i: u32, old_weight: u32);
     /// The entry leaves the cache for a reason other than [`Policy::evict`].
@@ -201,6 +211,14 @@ impl Policy for AnyPolicy {
     #[inline]
     fn on_hit<N: Nodes + ?Sized>(&mut self, n: &mut N, i: u32) {
         dispatch!(self, p => p.on_hit(n, i))
+    }
+    #[inline]
+    fn on_hits<N: Nodes + ?Sized>(&mut self, n: &mut N, hits: &[u32]) {
+        dispatch!(self, p => p.on_hits(n, hits))
+    }
+    #[inline]
+    fn warm<N: Nodes + ?Sized>(&self, n: &N, hits: &[u32]) {
+        dispatch!(self, p => p.warm(n, hits))
     }
     #[inline]
     fn on_update<N: Nodes + ?Sized>(&mut self, n: &mut N, i: u32, old_weight: u32) {

@@ -88,6 +88,15 @@ impl FrequencySketch {
         ((block_hash & self.block_mask) as usize, rehash(block_hash))
     }
 
+    /// Loads the block of `hash` (returns a word of it, for the caller to keep the load alive).
+    #[inline]
+    pub(crate) fn warm(&self, hash: u32) -> u32 {
+        if self.table.is_empty() {
+            return 0;
+        }
+        self.table[self.slots(hash).0].0[0] as u32
+    }
+
     /// The estimated frequency of `hash`, 0..=15.
     pub(crate) fn frequency(&self, hash: u32) -> u8 {
         if self.table.is_empty() {

@@ -291,6 +291,29 @@ impl Policy for WTinyLfu {
         self.climb(n);
     }
 
+    fn on_hits<N: Nodes + ?Sized>(&mut self, n: &mut N, hits: &[u32]) {
+        self.end_round();
+        for &i in hits {
+            self.climber.record_hit();
+            self.touch(n, i);
+        }
+        self.climb(n);
+    }
+
+    fn warm<N: Nodes + ?Sized>(&self, n: &N, hits: &[u32]) {
+        let mut acc = 0u32;
+        for &i in hits {
+            let l = n.link(i);
+            for j in [l.prev(), l.next()] {
+                if j != NIL {
+                    acc ^= n.link(j).hash;
+                }
+            }
+            acc ^= self.sketch.warm(l.hash);
+        }
+        std::hint::black_box(acc);
+    }
+
     fn on_update<N: Nodes + ?Sized>(&mut self, n: &mut N, i: u32, old_weight: u32) {
         self.end_round();
         let (meta, new) = (n.link(i).meta(), n.link(i).weight);
