@@ -81,7 +81,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// The number of independently locked shards, rounded up to a power of two (at most
     /// 65,536).
     ///
-    /// Default: 4 × the available parallelism, rounded up to a power of two (at most 256), but
+    /// Default: 16 × the available parallelism, rounded up to a power of two (at most 256), but
     /// halved until each shard has at least 4,096 units of capacity. One shard gives the
     /// exact behaviour of the policy (as in the paper that defines it) at the price of
     /// concurrency.
@@ -125,7 +125,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
 
 fn default_shards(max_capacity: u64) -> usize {
     let parallelism = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut shards = (parallelism * 4)
+    let mut shards = (parallelism * 16)
         .next_power_of_two()
         .min(MAX_DEFAULT_SHARDS);
     while shards > 1 && max_capacity / (shards as u64) < MIN_SHARD_CAPACITY {
