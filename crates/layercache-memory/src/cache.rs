@@ -6,14 +6,30 @@ use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
 
 use crossbeam_utils::CachePadded;
-use parking_lot::Mutex;
+use parking_lot::{RwLock, RwLockWriteGuard};
 
 use crate::builder::CacheBuilder;
+use crate::read_buffer::ReadBuffer;
 use crate::shard::{Inserted, Shard};
 use crate::{DefaultHashBuilder, EvictionPolicy};
 
 pub(crate) type Weigher<K, V> = Box<dyn Fn(&K, &V) -> u32 + Send + Sync>;
-type Shards<K, V> = Box<[CachePadded<Mutex<Shard<K, V>>>]>;
+type Shards<K, V> = Box<[CachePadded<ShardCell<K, V>>]>;
+
+/// A shard behind its lock, with the hits its readers recorded.
+struct ShardCell<K, V> {
+    shard: RwLock<Shard<K, V>>,
+    reads: ReadBuffer,
+}
+
+impl<K: Hash + Eq, V> ShardCell<K, V> {
+    /// The shard for writing, with the recorded hits applied first.
+    fn write(&self) -> RwLockWriteGuard<'_, Shard<K, V>> {
+        let mut shard = self.shard.write();
+        shard.apply_reads(&self.reads);
+        shard
+    }
+}
 
 /// A thread-safe, bounded, in-memory cache.
 ///
@@ -93,7 +109,10 @@ impl<K: Hash + Eq, V, S: BuildHasher> Cache<K, V, S> {
             .map(|i| {
                 let capacity = max_capacity / n + u64::from(i < max_capacity % n);
                 let seed = 0x9E37_79B9_7F4A_7C15u64.wrapping_mul(i + 1);
-                CachePadded::new(Mutex::new(Shard::new(policy, capacity, weighted, seed)))
+                CachePadded::new(ShardCell {
+                    shard: RwLock::new(Shard::new(policy, capacity, weighted, seed)),
+                    reads: ReadBuffer::new(),
+                })
             })
             .collect::<Box<[_]>>();
         Cache {
@@ -110,7 +129,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> Cache<K, V, S> {
 
     /// The shard of a key and the 32 hash bits the shard uses.
     #[inline]
-    fn locate<Q: Hash + ?Sized>(&self, key: &Q) -> (&Mutex<Shard<K, V>>, u32) {
+    fn locate<Q: Hash + ?Sized>(&self, key: &Q) -> (&ShardCell<K, V>, u32) {
         let h = self.inner.hasher.hash_one(key);
         let shard = &self.inner.shards[(h >> 32) as usize & self.inner.mask];
         (shard, h as u32)
@@ -126,8 +145,19 @@ impl<K: Hash + Eq, V, S: BuildHasher> Cache<K, V, S> {
         Q: Hash + Eq + ?Sized,
         V: Clone,
     {
-        let (shard, h) = self.locate(key);
-        shard.lock().get(h, key).cloned()
+        let (cell, h) = self.locate(key);
+        let (value, full) = {
+            let shard = cell.shard.read();
+            let (i, value, record) = shard.find_hit(h, key)?;
+            (value.clone(), record && cell.reads.record(i))
+        };
+        if full {
+            // Apply the batch if no one holds the shard; otherwise the next writer will.
+            if let Some(mut shard) = cell.shard.try_write() {
+                shard.apply_reads(&cell.reads);
+            }
+        }
+        Some(value)
     }
 
     /// Tells whether `key` is present, without counting as an access.
@@ -136,8 +166,8 @@ impl<K: Hash + Eq, V, S: BuildHasher> Cache<K, V, S> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let (shard, h) = self.locate(key);
-        shard.lock().contains(h, key)
+        let (cell, h) = self.locate(key);
+        cell.shard.read().contains(h, key)
     }
 
     /// Inserts or replaces the value for `key`, evicting entries as the policy chooses until
@@ -159,7 +189,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> Cache<K, V, S> {
     pub fn try_insert(&self, key: K, value: V) -> Result<Option<V>, NotAdmitted<K, V>> {
         let weight = self.inner.weigher.as_ref().map_or(1, |w| w(&key, &value));
         let (shard, h) = self.locate(&key);
-        let (outcome, removed) = shard.lock().insert(h, key, value, weight);
+        let (outcome, removed) = shard.write().insert(h, key, value, weight);
         // Evicted entries are dropped here, outside the shard lock.
         drop(removed);
         match outcome {
@@ -179,7 +209,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> Cache<K, V, S> {
         Q: Hash + Eq + ?Sized,
     {
         let (shard, h) = self.locate(key);
-        let removed = shard.lock().remove(h, key);
+        let removed = shard.write().remove(h, key);
         removed.map(|(_, v)| v)
     }
 
@@ -196,7 +226,11 @@ impl<K: Hash + Eq, V, S: BuildHasher> Cache<K, V, S> {
     /// dropped after its lock is released.
     pub fn invalidate_all(&self) {
         for shard in self.inner.shards.iter() {
-            let entries = shard.lock().clear();
+            let entries = {
+                let mut guard = shard.shard.write();
+                shard.reads.clear();
+                guard.clear()
+            };
             drop(entries);
         }
     }
@@ -206,13 +240,17 @@ impl<K: Hash + Eq, V, S: BuildHasher> Cache<K, V, S> {
         self.inner
             .shards
             .iter()
-            .map(|s| s.lock().len() as u64)
+            .map(|s| s.shard.read().len() as u64)
             .sum()
     }
 
     /// The total weight of the entries: the entry count when there is no weigher.
     pub fn weighted_size(&self) -> u64 {
-        self.inner.shards.iter().map(|s| s.lock().weight()).sum()
+        self.inner
+            .shards
+            .iter()
+            .map(|s| s.shard.read().weight())
+            .sum()
     }
 
     /// The capacity the cache was built with (entries, or weight units with a weigher).
@@ -240,7 +278,8 @@ impl<K: Hash + Eq, V, S: BuildHasher> Cache<K, V, S> {
         let mut out = Vec::new();
         for shard in self.inner.shards.iter() {
             shard
-                .lock()
+                .shard
+                .read()
                 .for_each(|k, v| out.push((k.clone(), v.clone())));
         }
         out.into_iter()
@@ -254,7 +293,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> Cache<K, V, S> {
     pub fn validate(&self) -> Result<(), InvariantViolation> {
         for (i, shard) in self.inner.shards.iter().enumerate() {
             shard
-                .lock()
+                .write()
                 .validate()
                 .map_err(|m| InvariantViolation(format!("shard {i}: {m}")))?;
         }

@@ -51,13 +51,21 @@
 //! engine except by [`Cache::get`] (the value) and [`Cache::iter`].
 //!
 //! ## Consistency model
-//! Each key lives in one shard guarded by one lock: operations on a key are linearizable, and
-//! a `get` after an `insert` returns (in any thread) sees that insert or a later write.
+//! Each key lives in one shard guarded by one reader-writer lock: `get` and `contains_key`
+//! take it shared, writes take it exclusive. Operations on a key are linearizable, and a `get`
+//! after an `insert` returns (in any thread) sees that insert or a later write.
 //! Whole-cache operations (`entry_count`, `invalidate_all`, `iter`) visit shards one at a
 //! time and are weakly consistent under concurrent writes. Eviction is synchronous: it runs
-//! inside the `insert` that needs room, so there is no background thread and no deferred
-//! maintenance to wait for.
+//! inside the `insert` that needs room, so there is no background thread.
 //!
+//! The eviction policy learns of hits in batches: a `get` records its hit in a small
+//! per-shard buffer, applied to the policy when it fills or before the next write to the
+//! shard. With one thread every hit is applied, in order, before the next write, so replays
+//! are exact. Under contention a full buffer may drop some records before it is drained, as
+//! Caffeine's read buffers do: the policy then sees fewer hits, which can only change which
+//! entries are evicted later, never what a `get` returns. `Cache` is `Send + Sync` when `K`
+//! and `V` are.
+
 //! ## Hashing
 //! Keys are hashed with [`foldhash`]'s randomly seeded hasher by default (fast, and seeded
 //! per cache against hash flooding); W-TinyLFU also admits a small random share of rejected
@@ -69,6 +77,7 @@
 mod builder;
 mod cache;
 mod policy;
+mod read_buffer;
 mod shard;
 
 pub use builder::CacheBuilder;

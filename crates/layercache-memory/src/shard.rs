@@ -13,9 +13,7 @@ use hashbrown::HashTable;
 
 use crate::policy::list::{Link, Nodes, MAX_SHARD_ENTRIES, NIL};
 use crate::policy::{AnyPolicy, EvictionPolicy, Policy};
-
-/// Hits buffered per shard before they are applied to the policy as one batch.
-const READ_BATCH: usize = 64;
+use crate::read_buffer::ReadBuffer;
 
 pub(crate) struct Entry<K, V> {
     pub(crate) key: K,
@@ -89,7 +87,7 @@ pub(crate) struct Shard<K, V> {
     weight: u64,
     /// Entries of weight 0: they are kept out of the policy, so they are never evicted.
     weightless: usize,
-    /// Hits not yet applied to the policy, oldest first (see [`Shard::drain_reads`]).
+    /// Hits taken from the read buffer and not yet applied (see [`Shard::drain_reads`]).
     reads: Vec<u32>,
     /// The most entries the shard can ever hold when every entry weighs 1 (the slab is never
     /// grown past it), or `usize::MAX` when weighted.
@@ -136,21 +134,23 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             .copied()
     }
 
-    /// Looks `key` up and records the access with the policy.
+    /// Looks `key` up without changing anything: its slab index, its value, and whether a
+    /// hit on it should be recorded (weightless entries are outside the policy).
     #[inline]
-    pub(crate) fn get<Q>(&mut self, hash: u32, key: &Q) -> Option<&V>
+    pub(crate) fn find_hit<Q>(&self, hash: u32, key: &Q) -> Option<(u32, &V, bool)>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
         let i = self.find(hash, key)?;
-        if self.entries[i as usize].link.weight != 0 {
-            if self.reads.len() >= READ_BATCH {
-                self.drain_reads();
-            }
-            self.reads.push(i);
-        }
-        Some(&self.entries[i as usize].value)
+        let e = &self.entries[i as usize];
+        Some((i, &e.value, e.link.weight != 0))
+    }
+
+    /// Applies the hits recorded in `buffer`, then any held already.
+    pub(crate) fn apply_reads(&mut self, buffer: &ReadBuffer) {
+        buffer.take_into(&mut self.reads);
+        self.drain_reads();
     }
 
     /// Looks `key` up without recording an access.
