@@ -4,6 +4,8 @@
 //!   [`layercache_memory::Cache`] for each policy and capacity asked for, and reports hit
 //!   ratios next to Bélády's optimum.
 
+use std::process::ExitCode;
+
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
@@ -26,9 +28,17 @@ enum Command {
     Sim(sim::SimArgs),
 }
 
-fn main() -> Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let result: Result<()> = match cli.command {
         Command::Sim(args) => sim::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // `{:#}` prints the error with its causes on one line, without a backtrace.
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
     }
 }

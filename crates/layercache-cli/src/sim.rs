@@ -15,7 +15,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use layercache_memory::EvictionPolicy;
-use layercache_trace::{synth, Belady, Format, Request};
+use layercache_trace::{synth, Belady, Format, Request, TraceReader};
 
 use crate::capacity::parse_capacities;
 use crate::replay::{replay, Setup};
@@ -119,14 +119,30 @@ struct Workload {
 
 fn load(args: &SimArgs) -> Result<Workload> {
     match &args.trace {
-        None => Ok(Workload {
-            name: "zipf-0.99-100k".to_string(),
-            requests: synth::Zipf::new(100_000, 0.99, 42)
-                .take(2_000_000)
-                .collect(),
-        }),
+        None => {
+            if args.weighted {
+                bail!("--weighted needs a trace with object sizes (oracle-general, csv, twitter); the built-in workload has none");
+            }
+            Ok(Workload {
+                name: "zipf-0.99-100k".to_string(),
+                requests: synth::Zipf::new(100_000, 0.99, 42)
+                    .take(2_000_000)
+                    .collect(),
+            })
+        }
         Some(path) => {
-            let requests = layercache_trace::read_all(path, args.format)
+            let reader = TraceReader::open(path, args.format)
+                .with_context(|| format!("opening trace {}", path.display()))?;
+            let format = reader.format();
+            if args.weighted && !format.has_sizes() {
+                bail!(
+                    "--weighted needs object sizes, but {} is in {} format, which has none (formats with sizes: oracle-general, csv, twitter)",
+                    path.display(),
+                    format.name()
+                );
+            }
+            let requests = reader
+                .collect::<Result<Vec<_>, _>>()
                 .with_context(|| format!("reading trace {}", path.display()))?;
             let name = path.file_name().map_or_else(
                 || path.display().to_string(),

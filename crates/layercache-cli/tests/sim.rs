@@ -181,6 +181,20 @@ fn bad_arguments_are_clear_errors() {
     let out = sim(&["--capacity", "12 parsecs"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown unit"));
+    let oltp = traces().join("arc/OLTP.lis.zst");
+    let out = sim(&[
+        "--trace",
+        oltp.to_str().unwrap(),
+        "--weighted",
+        "--capacity",
+        "1000",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--weighted needs object sizes") && err.contains("arc"),
+        "{err}"
+    );
     let out = sim(&["--trace", "/nonexistent/trace.lis"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/trace.lis"));
