@@ -7,9 +7,12 @@ use std::marker::PhantomData;
 use crate::cache::{Cache, Weigher};
 use crate::{DefaultHashBuilder, EvictionPolicy};
 
-/// Shards are only split while each keeps at least this much capacity (in weight units), so
-/// that small caches keep the hit ratio of one exact policy instance.
-const MIN_SHARD_CAPACITY: u64 = 4096;
+/// Shards are only split while each keeps at least this many entries, so that small caches
+/// keep the hit ratio of one exact policy instance.
+const MIN_SHARD_ENTRIES: u64 = 4096;
+/// With a weigher, shards are only split while each keeps at least this much weight (1 MiB if
+/// weights are bytes), so that ordinary values are never larger than a shard's share.
+const MIN_SHARD_WEIGHT: u64 = 1 << 20;
 /// The most shards a cache gets by default.
 const MAX_DEFAULT_SHARDS: usize = 256;
 
@@ -65,8 +68,10 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// towards [`max_capacity`](Self::max_capacity) instead of the number of entries.
     ///
     /// An entry heavier than its shard's share of the capacity is not stored (see
-    /// [`Cache`]'s capacity notes). A weight of 0 is allowed: such entries are never evicted
-    /// for size.
+    /// [`Cache`]'s capacity notes). By default a weighted cache keeps at least 2^20 weight
+    /// units (1 MiB, if weights are bytes) per shard; if single entries can be a large part of
+    /// the capacity, build with [`shards`](Self::shards)`(1)`. A weight of 0 is allowed: such
+    /// entries are never evicted for size.
     pub fn weigher(mut self, weigher: impl Fn(&K, &V) -> u32 + Send + Sync + 'static) -> Self {
         self.weigher = Some(Box::new(weigher));
         self
@@ -82,7 +87,8 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// 65,536).
     ///
     /// Default: 16 × the available parallelism, rounded up to a power of two (at most 256), but
-    /// halved until each shard has at least 4,096 units of capacity. One shard gives the
+    /// halved until each shard has at least 4,096 entries of capacity (2^20 weight units with a
+    /// weigher). One shard gives the
     /// exact behaviour of the policy (as in the paper that defines it) at the price of
     /// concurrency.
     pub fn shards(mut self, shards: usize) -> Self {
@@ -112,7 +118,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     {
         let shards = self
             .shards
-            .unwrap_or_else(|| default_shards(self.max_capacity));
+            .unwrap_or_else(|| default_shards(self.max_capacity, self.weigher.is_some()));
         Cache::from_parts(
             self.max_capacity,
             self.weigher,
@@ -123,12 +129,17 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     }
 }
 
-fn default_shards(max_capacity: u64) -> usize {
+fn default_shards(max_capacity: u64, weighted: bool) -> usize {
     let parallelism = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut shards = (parallelism * 16)
         .next_power_of_two()
         .min(MAX_DEFAULT_SHARDS);
-    while shards > 1 && max_capacity / (shards as u64) < MIN_SHARD_CAPACITY {
+    let min_share = if weighted {
+        MIN_SHARD_WEIGHT
+    } else {
+        MIN_SHARD_ENTRIES
+    };
+    while shards > 1 && max_capacity / (shards as u64) < min_share {
         shards /= 2;
     }
     shards
@@ -151,9 +162,12 @@ mod tests {
 
     #[test]
     fn small_caches_get_one_shard() {
-        assert_eq!(default_shards(100), 1);
-        assert_eq!(default_shards(0), 1);
-        assert!(default_shards(u64::MAX).is_power_of_two());
+        assert_eq!(default_shards(100, false), 1);
+        assert_eq!(default_shards(0, false), 1);
+        assert!(default_shards(u64::MAX, false).is_power_of_two());
+        // A byte-weighted cache of 1 MiB is one shard: a 100 KiB value must fit.
+        assert_eq!(default_shards(1 << 20, true), 1);
+        assert!(default_shards(64 << 20, true) <= 64);
     }
 
     #[test]

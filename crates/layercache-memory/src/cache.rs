@@ -44,7 +44,8 @@ impl<K: Hash + Eq, V> ShardCell<K, V> {
 /// than `max_capacity`** (entries, or total weight with a weigher) once an `insert` returns.
 /// The price is that an entry heavier than its shard's share is not stored, even if it would
 /// fit in the whole cache; with one shard, that is exactly "an entry heavier than the cache".
-/// Build with [`CacheBuilder::shards`]`(1)` for caches of few, heavy entries.
+/// Build with [`CacheBuilder::shards`]`(1)` for caches of few, heavy entries. A shard holds at
+/// most 2^28 − 1 entries (slab indices are 28 bits); beyond that, new keys are not stored.
 ///
 /// # Consistency
 /// Every operation on a key is atomic and linearizable (it runs under its shard's lock).

@@ -61,10 +61,12 @@
 //! The eviction policy learns of hits in batches: a `get` records its hit in a small
 //! per-shard buffer, applied to the policy when it fills or before the next write to the
 //! shard. With one thread every hit is applied, in order, before the next write, so replays
-//! are exact. Under contention a full buffer may drop some records before it is drained, as
+//! are exact and deterministic (W-TinyLFU's hill climber checks its sample once per batch
+//! rather than after every hit). Under contention a full buffer may drop some records before it is drained, as
 //! Caffeine's read buffers do: the policy then sees fewer hits, which can only change which
 //! entries are evicted later, never what a `get` returns. `Cache` is `Send + Sync` when `K`
-//! and `V` are.
+//! and `V` are. `get` clones the value, and compares keys, under the shard's read lock: a
+//! `Clone` or `Eq` implementation must not write to the same cache.
 
 //! ## Hashing
 //! Keys are hashed with [`foldhash`]'s randomly seeded hasher by default (fast, and seeded

@@ -57,7 +57,8 @@ pub(crate) enum Inserted<K, V> {
 pub(crate) struct Removed<K, V> {
     one: Option<(K, V)>,
     more: Vec<(K, V)>,
-    /// The key of an entry whose value was replaced by a re-entering entry.
+    /// A key that is no longer needed: the caller's key of an in-place replace, or the old key
+    /// of an entry that re-entered.
     key: Option<K>,
 }
 
@@ -199,6 +200,8 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         if let Some(i) = self.find(hash, &key) {
             let old_weight = self.entries[i as usize].link.weight;
             if fits && self.weight - u64::from(old_weight) + u64::from(weight) <= self.capacity {
+                // The stored key stays; the caller's equal key is dropped outside the lock.
+                removed.key = Some(key);
                 return (self.update_in_place(i, value, weight), removed);
             }
             // The new value needs room (or cannot be stored at all): the old entry leaves,

@@ -151,8 +151,8 @@ pub(crate) trait Policy {
     fn on_update<N: Nodes + ?Sized>(&mut self, n: &mut N, i: u32, old_weight: u32);
     /// The entry leaves the cache for a reason other than [`Policy::evict`].
     fn on_remove<N: Nodes + ?Sized>(&mut self, n: &mut N, i: u32);
-    /// Picks a victim to make room for an entry of weight `incoming` (0 when room is needed
-    /// for a grown entry), unlinks it and returns it; `None` when the policy holds nothing.
+    /// Picks a victim to make room for a new entry of weight `incoming`, unlinks it and
+    /// returns it; `None` when the policy holds nothing.
     fn evict<N: Nodes + ?Sized>(&mut self, n: &mut N, incoming: u32) -> Option<u32>;
     /// An entry moved in the slab from `from` to `to`; its neighbours' links are fixed already.
     fn relocate(&mut self, from: u32, to: u32);

@@ -355,11 +355,8 @@ impl Policy for WTinyLfu {
                 self.candidate = NIL;
             }
             victim
-        } else if victim == NIL {
-            self.candidates -= 1;
-            self.candidate = n.link(candidate).prev();
-            candidate
         } else {
+            // A candidate is in probation, so probation has a head: `victim` is set.
             self.candidates -= 1;
             let (ch, vh) = (n.link(candidate).hash, n.link(victim).hash);
             if self.admit(ch, vh) {
