@@ -11,19 +11,17 @@ pub(crate) struct Ghost {
     slots: usize,
 }
 
+/// Maps `hash` to `0..slots` by multiply-shift (Lemire, "A fast alternative to the modulo
+/// reduction", 2016), so the table can have exactly the asked size.
 #[inline]
-fn slot_of(hash: u32, mask: usize) -> usize {
-    (hash.wrapping_mul(0x9E37_79B1) >> 7) as usize & mask
+fn slot_of(hash: u32, slots: usize) -> usize {
+    ((u64::from(hash.wrapping_mul(0x9E37_79B1)) * slots as u64) >> 32) as usize
 }
 
 impl Ghost {
-    /// A ghost of about `slots` keys (rounded up to a power of two; 0 disables it).
+    /// A ghost of `slots` keys (0 disables it).
     pub(crate) fn new(slots: u64) -> Self {
-        let slots = if slots == 0 {
-            0
-        } else {
-            (slots.min(1 << 30) as usize).next_power_of_two()
-        };
+        let slots = slots.min(1 << 30) as usize;
         Ghost {
             table: Vec::new(),
             slots,
@@ -44,12 +42,12 @@ impl Ghost {
         if self.table.is_empty() {
             self.table = vec![0; self.slots];
         }
-        self.table[slot_of(hash, self.slots - 1)] = hash | 1;
+        self.table[slot_of(hash, self.slots)] = hash | 1;
     }
 
     /// Tells whether `hash` is remembered.
     pub(crate) fn contains(&self, hash: u32) -> bool {
-        !self.table.is_empty() && self.table[slot_of(hash, self.slots - 1)] == hash | 1
+        !self.table.is_empty() && self.table[slot_of(hash, self.slots)] == hash | 1
     }
 
     pub(crate) fn clear(&mut self) {
