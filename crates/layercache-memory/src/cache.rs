@@ -6,30 +6,14 @@ use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
 
 use crossbeam_utils::CachePadded;
-use parking_lot::{RwLock, RwLockWriteGuard};
+use parking_lot::RwLock;
 
 use crate::builder::CacheBuilder;
-use crate::read_buffer::ReadBuffer;
 use crate::shard::{Inserted, Shard};
 use crate::{DefaultHashBuilder, EvictionPolicy};
 
 pub(crate) type Weigher<K, V> = Box<dyn Fn(&K, &V) -> u32 + Send + Sync>;
-type Shards<K, V> = Box<[CachePadded<ShardCell<K, V>>]>;
-
-/// A shard behind its lock, with the hits its readers recorded.
-struct ShardCell<K, V> {
-    shard: RwLock<Shard<K, V>>,
-    reads: ReadBuffer,
-}
-
-impl<K: Hash + Eq, V> ShardCell<K, V> {
-    /// The shard for writing, with the recorded hits applied first.
-    fn write(&self) -> RwLockWriteGuard<'_, Shard<K, V>> {
-        let mut shard = self.shard.write();
-        shard.apply_reads(&self.reads);
-        shard
-    }
-}
+type Shards<K, V> = Box<[CachePadded<RwLock<Shard<K, V>>>]>;
 
 /// A thread-safe, bounded, in-memory cache.
 ///
@@ -110,10 +94,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> Cache<K, V, S> {
             .map(|i| {
                 let capacity = max_capacity / n + u64::from(i < max_capacity % n);
                 let seed = 0x9E37_79B9_7F4A_7C15u64.wrapping_mul(i + 1);
-                CachePadded::new(ShardCell {
-                    shard: RwLock::new(Shard::new(policy, capacity, weighted, seed)),
-                    reads: ReadBuffer::new(),
-                })
+                CachePadded::new(RwLock::new(Shard::new(policy, capacity, weighted, seed)))
             })
             .collect::<Box<[_]>>();
         Cache {
@@ -130,7 +111,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> Cache<K, V, S> {
 
     /// The shard of a key and the 32 hash bits the shard uses.
     #[inline]
-    fn locate<Q: Hash + ?Sized>(&self, key: &Q) -> (&ShardCell<K, V>, u32) {
+    fn locate<Q: Hash + ?Sized>(&self, key: &Q) -> (&RwLock<Shard<K, V>>, u32) {
         let h = self.inner.hasher.hash_one(key);
         let shard = &self.inner.shards[(h >> 32) as usize & self.inner.mask];
         (shard, h as u32)
@@ -146,16 +127,16 @@ impl<K: Hash + Eq, V, S: BuildHasher> Cache<K, V, S> {
         Q: Hash + Eq + ?Sized,
         V: Clone,
     {
-        let (cell, h) = self.locate(key);
+        let (lock, h) = self.locate(key);
         let (value, full) = {
-            let shard = cell.shard.read();
+            let shard = lock.read();
             let (i, value, record) = shard.find_hit(h, key)?;
-            (value.clone(), record && cell.reads.record(i))
+            (value.clone(), record && shard.record_hit(i))
         };
         if full {
             // Apply the batch if no one holds the shard; otherwise the next writer will.
-            if let Some(mut shard) = cell.shard.try_write() {
-                shard.apply_reads(&cell.reads);
+            if let Some(mut shard) = lock.try_write() {
+                shard.apply_reads();
             }
         }
         Some(value)
@@ -167,8 +148,8 @@ impl<K: Hash + Eq, V, S: BuildHasher> Cache<K, V, S> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let (cell, h) = self.locate(key);
-        cell.shard.read().contains(h, key)
+        let (shard, h) = self.locate(key);
+        shard.read().contains(h, key)
     }
 
     /// Inserts or replaces the value for `key`, evicting entries as the policy chooses until
@@ -227,11 +208,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> Cache<K, V, S> {
     /// dropped after its lock is released.
     pub fn invalidate_all(&self) {
         for shard in self.inner.shards.iter() {
-            let entries = {
-                let mut guard = shard.shard.write();
-                shard.reads.clear();
-                guard.clear()
-            };
+            let entries = shard.write().clear();
             drop(entries);
         }
     }
@@ -241,17 +218,13 @@ impl<K: Hash + Eq, V, S: BuildHasher> Cache<K, V, S> {
         self.inner
             .shards
             .iter()
-            .map(|s| s.shard.read().len() as u64)
+            .map(|s| s.read().len() as u64)
             .sum()
     }
 
     /// The total weight of the entries: the entry count when there is no weigher.
     pub fn weighted_size(&self) -> u64 {
-        self.inner
-            .shards
-            .iter()
-            .map(|s| s.shard.read().weight())
-            .sum()
+        self.inner.shards.iter().map(|s| s.read().weight()).sum()
     }
 
     /// The capacity the cache was built with (entries, or weight units with a weigher).
@@ -279,7 +252,6 @@ impl<K: Hash + Eq, V, S: BuildHasher> Cache<K, V, S> {
         let mut out = Vec::new();
         for shard in self.inner.shards.iter() {
             shard
-                .shard
                 .read()
                 .for_each(|k, v| out.push((k.clone(), v.clone())));
         }
@@ -294,7 +266,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> Cache<K, V, S> {
     pub fn validate(&self) -> Result<(), InvariantViolation> {
         for (i, shard) in self.inner.shards.iter().enumerate() {
             shard
-                .write()
+                .read()
                 .validate()
                 .map_err(|m| InvariantViolation(format!("shard {i}: {m}")))?;
         }

@@ -46,7 +46,7 @@ impl ReadBuffer {
         out.extend(self.slots[..n].iter().map(|s| s.load(Ordering::Relaxed)));
     }
 
-    /// Forgets the recorded hits (the shard is being cleared).
+    /// Forgets the recorded hits (the shard is being cleared; the caller holds the write lock).
     pub(crate) fn clear(&self) {
         self.len.store(0, Ordering::Relaxed);
     }

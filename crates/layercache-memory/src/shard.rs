@@ -88,7 +88,9 @@ pub(crate) struct Shard<K, V> {
     weight: u64,
     /// Entries of weight 0: they are kept out of the policy, so they are never evicted.
     weightless: usize,
-    /// Hits taken from the read buffer and not yet applied (see [`Shard::drain_reads`]).
+    /// Hits recorded by readers under the shared lock (see [`ReadBuffer`]).
+    buffer: ReadBuffer,
+    /// Scratch space for applying the buffered hits (see [`Shard::apply_reads`]).
     reads: Vec<u32>,
     /// The most entries the shard can ever hold when every entry weighs 1 (the slab is never
     /// grown past it), or `usize::MAX` when weighted.
@@ -104,6 +106,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             capacity,
             weight: 0,
             weightless: 0,
+            buffer: ReadBuffer::new(),
             reads: Vec::new(),
             entry_limit: if weighted {
                 usize::MAX
@@ -148,10 +151,11 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         Some((i, &e.value, e.link.weight != 0))
     }
 
-    /// Applies the hits recorded in `buffer`, then any held already.
-    pub(crate) fn apply_reads(&mut self, buffer: &ReadBuffer) {
-        buffer.take_into(&mut self.reads);
-        self.drain_reads();
+    /// Records a hit on slab index `i` found by [`Shard::find_hit`] (the caller holds the
+    /// shared lock). Returns true when the buffer is full and should be applied.
+    #[inline]
+    pub(crate) fn record_hit(&self, i: u32) -> bool {
+        self.buffer.record(i)
     }
 
     /// Looks `key` up without recording an access.
@@ -163,25 +167,26 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         self.find(hash, key).is_some()
     }
 
-    /// Applies the buffered hits to the policy, in order, in three passes: touch the entries,
+    /// Applies the recorded hits to the policy, in order, in three passes: touch the entries,
     /// let the policy touch what it will change, then change it. The loads of each pass are
     /// independent, so their cache misses overlap. Every operation that changes the slab or the
-    /// policy drains first, so the policy sees the same events in the same order as if each
-    /// hit were applied at once, and the buffered indices are always valid.
-    pub(crate) fn drain_reads(&mut self) {
-        if self.reads.is_empty() {
-            return;
+    /// policy applies them first, so the policy sees the same events in the same order as if
+    /// each hit were applied at once (only W-TinyLFU's hill climber checks its sample once per
+    /// batch), and the recorded indices are always valid.
+    pub(crate) fn apply_reads(&mut self) {
+        let mut reads = std::mem::take(&mut self.reads);
+        self.buffer.take_into(&mut reads);
+        if !reads.is_empty() {
+            let mut acc = 0u32;
+            for &i in &reads {
+                acc ^= self.entries[i as usize].link.hash;
+            }
+            std::hint::black_box(acc);
+            self.policy.warm(self.entries.as_slice(), &reads);
+            self.policy.on_hits(self.entries.as_mut_slice(), &reads);
+            reads.clear();
         }
-        let reads = std::mem::take(&mut self.reads);
-        let mut acc = 0u32;
-        for &i in &reads {
-            acc ^= self.entries[i as usize].link.hash;
-        }
-        std::hint::black_box(acc);
-        self.policy.warm(self.entries.as_slice(), &reads);
-        self.policy.on_hits(self.entries.as_mut_slice(), &reads);
         self.reads = reads;
-        self.reads.clear();
     }
 
     /// Inserts or replaces; evicted entries (and a removed previous value's key) come back in
@@ -193,7 +198,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         value: V,
         weight: u32,
     ) -> (Inserted<K, V>, Removed<K, V>) {
-        self.drain_reads();
+        self.apply_reads();
         let mut removed = Removed::new();
         let fits = self.capacity > 0 && u64::from(weight) <= self.capacity;
         let mut previous = None;
@@ -315,7 +320,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         Q: Hash + Eq + ?Sized,
     {
         let i = self.find(hash, key)?;
-        self.drain_reads();
+        self.apply_reads();
         let e = self.unlink_and_take(i);
         Some((e.key, e.value))
     }
@@ -324,6 +329,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     /// The bookkeeping is reset before anything is dropped, so a panicking `Drop` cannot leave
     /// the shard inconsistent.
     pub(crate) fn clear(&mut self) -> Vec<Entry<K, V>> {
+        self.buffer.clear();
         self.reads.clear();
         self.policy.clear();
         self.table.clear();

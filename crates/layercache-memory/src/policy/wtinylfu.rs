@@ -285,10 +285,7 @@ impl Policy for WTinyLfu {
     }
 
     fn on_hit<N: Nodes + ?Sized>(&mut self, n: &mut N, i: u32) {
-        self.end_round();
-        self.climber.record_hit();
-        self.touch(n, i);
-        self.climb(n);
+        self.on_hits(n, &[i]);
     }
 
     fn on_hits<N: Nodes + ?Sized>(&mut self, n: &mut N, hits: &[u32]) {
