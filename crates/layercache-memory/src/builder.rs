@@ -3,8 +3,12 @@
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
 
 use crate::cache::{Cache, Weigher};
+use crate::expiry::{nanos, Clock, Expiration, Expiry, MonotonicClock};
+use crate::listener::{Listener, RemovalCause};
 use crate::{DefaultHashBuilder, EvictionPolicy};
 
 /// Shards are only split while each keeps at least this many entries, so that small caches
@@ -33,11 +37,17 @@ const MAX_DEFAULT_SHARDS: usize = 256;
 /// ```
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct CacheBuilder<K, V, S = DefaultHashBuilder> {
-    max_capacity: u64,
-    weigher: Option<Weigher<K, V>>,
-    policy: EvictionPolicy,
+    pub(crate) max_capacity: u64,
+    pub(crate) weigher: Option<Weigher<K, V>>,
+    pub(crate) policy: EvictionPolicy,
     shards: Option<usize>,
-    hasher: S,
+    pub(crate) hasher: S,
+    ttl: Option<Duration>,
+    tti: Option<Duration>,
+    expiry: Option<Box<dyn Expiry<K, V>>>,
+    clock: Option<Arc<dyn Clock>>,
+    pub(crate) listener: Option<Listener<K, V>>,
+    pub(crate) record_stats: bool,
     _marker: PhantomData<fn(K, V)>,
 }
 
@@ -49,6 +59,12 @@ impl<K, V> CacheBuilder<K, V, DefaultHashBuilder> {
             policy: EvictionPolicy::default(),
             shards: None,
             hasher: DefaultHashBuilder::default(),
+            ttl: None,
+            tti: None,
+            expiry: None,
+            clock: None,
+            listener: None,
+            record_stats: false,
             _marker: PhantomData,
         }
     }
@@ -106,8 +122,80 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             policy: self.policy,
             shards: self.shards,
             hasher,
+            ttl: self.ttl,
+            tti: self.tti,
+            expiry: self.expiry,
+            clock: self.clock,
+            listener: self.listener,
+            record_stats: self.record_stats,
             _marker: PhantomData,
         }
+    }
+
+    /// Time to live: an entry expires this long after it was inserted or last updated.
+    /// Default: none. See the [`expiry`](crate::Expiry) docs for how deadlines combine.
+    pub fn time_to_live(mut self, duration: Duration) -> Self {
+        self.ttl = Some(duration);
+        self
+    }
+
+    /// Time to idle: an entry expires this long after it was inserted, updated or last
+    /// read. Default: none.
+    pub fn time_to_idle(mut self, duration: Duration) -> Self {
+        self.tti = Some(duration);
+        self
+    }
+
+    /// Per-entry expiration through an [`Expiry`]. Default: none.
+    pub fn expire_after(mut self, expiry: impl Expiry<K, V> + 'static) -> Self {
+        self.expiry = Some(Box::new(expiry));
+        self
+    }
+
+    /// The clock expiration reads. Default: [`MonotonicClock`]. Tests pass a
+    /// [`ManualClock`](crate::ManualClock) to move time by hand instead of sleeping.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// Calls `listener` once for every entry that leaves the cache, with the key, the value
+    /// and the [`RemovalCause`]; also for an insert that is not admitted (`Size`).
+    ///
+    /// It runs synchronously on the thread whose operation removed the entry, after the
+    /// shard's lock is released and before that operation returns (for expirations, inside
+    /// whichever operation did the cleanup, or [`run_pending_tasks`](Cache::run_pending_tasks)).
+    /// It may use the cache. A panic in the listener propagates to that operation's caller;
+    /// the cache stays consistent.
+    pub fn eviction_listener(
+        mut self,
+        listener: impl Fn(&K, &V, RemovalCause) + Send + Sync + 'static,
+    ) -> Self {
+        self.listener = Some(Box::new(listener));
+        self
+    }
+
+    /// Counts hits, misses, insertions, removals by cause and loads, for
+    /// [`Cache::stats`]. Default: off (then the counters cost one branch per operation).
+    pub fn record_stats(mut self) -> Self {
+        self.record_stats = true;
+        self
+    }
+
+    /// The expiration settings, if any are set.
+    pub(crate) fn expiration(&mut self) -> Option<Expiration<K, V>> {
+        if self.ttl.is_none() && self.tti.is_none() && self.expiry.is_none() {
+            return None;
+        }
+        Some(Expiration {
+            clock: self
+                .clock
+                .take()
+                .unwrap_or_else(|| Arc::new(MonotonicClock::new())),
+            ttl: self.ttl.map(nanos),
+            tti: self.tti.map(nanos),
+            expiry: self.expiry.take(),
+        })
     }
 
     /// Builds the cache.
@@ -119,13 +207,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
         let shards = self
             .shards
             .unwrap_or_else(|| default_shards(self.max_capacity, self.weigher.is_some()));
-        Cache::from_parts(
-            self.max_capacity,
-            self.weigher,
-            self.policy,
-            shards,
-            self.hasher,
-        )
+        Cache::from_builder(self, shards)
     }
 }
 
@@ -152,6 +234,11 @@ impl<K, V, S> fmt::Debug for CacheBuilder<K, V, S> {
             .field("weigher", &self.weigher.is_some())
             .field("eviction_policy", &self.policy)
             .field("shards", &self.shards)
+            .field("time_to_live", &self.ttl)
+            .field("time_to_idle", &self.tti)
+            .field("expiry", &self.expiry.is_some())
+            .field("eviction_listener", &self.listener.is_some())
+            .field("record_stats", &self.record_stats)
             .finish_non_exhaustive()
     }
 }

@@ -4,12 +4,17 @@ use std::borrow::Borrow;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
+use std::time::Instant;
 
+use crate::sync::RwLock;
 use crossbeam_utils::CachePadded;
-use parking_lot::RwLock;
 
 use crate::builder::CacheBuilder;
-use crate::shard::{Inserted, Shard};
+use crate::expiry::Expiration;
+use crate::listener::{Listener, RemovalCause};
+use crate::loader::Coalescer;
+use crate::shard::{Inserted, Now, Removed, Shard};
+use crate::stats::{CacheStats, Stats};
 use crate::{DefaultHashBuilder, EvictionPolicy};
 
 pub(crate) type Weigher<K, V> = Box<dyn Fn(&K, &V) -> u32 + Send + Sync>;
@@ -51,13 +56,17 @@ pub struct Cache<K, V, S = DefaultHashBuilder> {
     inner: Arc<Inner<K, V, S>>,
 }
 
-struct Inner<K, V, S> {
+pub(crate) struct Inner<K, V, S> {
     shards: Shards<K, V>,
     mask: usize,
     hasher: S,
     weigher: Option<Weigher<K, V>>,
     max_capacity: u64,
     policy: EvictionPolicy,
+    expiration: Option<Expiration<K, V>>,
+    listener: Option<Listener<K, V>>,
+    stats: Option<Stats>,
+    coalescer: Coalescer<K, V>,
 }
 
 impl<K, V, S> Clone for Cache<K, V, S> {
@@ -81,40 +90,69 @@ impl<K: Hash + Eq, V> Cache<K, V, DefaultHashBuilder> {
 }
 
 impl<K: Hash + Eq, V, S: BuildHasher> Cache<K, V, S> {
-    pub(crate) fn from_parts(
-        max_capacity: u64,
-        weigher: Option<Weigher<K, V>>,
-        policy: EvictionPolicy,
-        shards: usize,
-        hasher: S,
-    ) -> Self {
+    pub(crate) fn from_builder(mut b: CacheBuilder<K, V, S>, shards: usize) -> Self {
         let n = shards as u64;
-        let weighted = weigher.is_some();
+        let weighted = b.weigher.is_some();
+        let expiration = b.expiration();
+        let expiring = expiration.as_ref().map(|e| (e.now(), e.expiry.is_some()));
+        let max_capacity = b.max_capacity;
         let shards = (0..n)
             .map(|i| {
                 let capacity = max_capacity / n + u64::from(i < max_capacity % n);
                 let seed = 0x9E37_79B9_7F4A_7C15u64.wrapping_mul(i + 1);
-                CachePadded::new(RwLock::new(Shard::new(policy, capacity, weighted, seed)))
+                let shard = Shard::new(b.policy, capacity, weighted, seed, expiring);
+                CachePadded::new(RwLock::new(shard))
             })
             .collect::<Box<[_]>>();
         Cache {
             inner: Arc::new(Inner {
                 mask: shards.len() - 1,
+                stats: b.record_stats.then(|| Stats::new(shards.len())),
+                coalescer: Coalescer::new(shards.len()),
                 shards,
-                hasher,
-                weigher,
+                hasher: b.hasher,
+                weigher: b.weigher,
                 max_capacity,
-                policy,
+                policy: b.policy,
+                expiration,
+                listener: b.listener,
             }),
         }
     }
 
-    /// The shard of a key and the 32 hash bits the shard uses.
+    /// The shard index of a key and the 32 hash bits the shard uses.
     #[inline]
-    fn locate<Q: Hash + ?Sized>(&self, key: &Q) -> (&RwLock<Shard<K, V>>, u32) {
+    pub(crate) fn locate<Q: Hash + ?Sized>(&self, key: &Q) -> (usize, u32) {
         let h = self.inner.hasher.hash_one(key);
-        let shard = &self.inner.shards[(h >> 32) as usize & self.inner.mask];
-        (shard, h as u32)
+        ((h >> 32) as usize & self.inner.mask, h as u32)
+    }
+
+    #[inline]
+    fn shard(&self, idx: usize) -> &RwLock<Shard<K, V>> {
+        &self.inner.shards[idx]
+    }
+
+    /// The clock reading for an operation, when the cache expires entries.
+    #[inline]
+    fn now(&self) -> Now<'_, K, V> {
+        self.inner.expiration.as_ref().map(|e| (e, e.now()))
+    }
+
+    /// Tells the listener and the counters that an entry left shard `idx`.
+    fn notify(&self, idx: usize, key: &K, value: &V, cause: RemovalCause) {
+        if let Some(stats) = &self.inner.stats {
+            stats.removal(idx, cause);
+        }
+        if let Some(listener) = &self.inner.listener {
+            listener(key, value, cause);
+        }
+    }
+
+    /// Reports removed entries (outside the shard lock), then drops them.
+    fn report(&self, idx: usize, removed: Removed<K, V>) {
+        if !removed.is_empty() && (self.inner.listener.is_some() || self.inner.stats.is_some()) {
+            removed.for_each(|k, v, c| self.notify(idx, k, v, c));
+        }
     }
 
     /// Returns a clone of the value for `key`, recording the access with the eviction
@@ -127,19 +165,59 @@ impl<K: Hash + Eq, V, S: BuildHasher> Cache<K, V, S> {
         Q: Hash + Eq + ?Sized,
         V: Clone,
     {
-        let (lock, h) = self.locate(key);
-        let (value, full) = {
+        let (value, idx) = self.lookup(key);
+        if let Some(stats) = &self.inner.stats {
+            if value.is_some() {
+                stats.hit(idx);
+            } else {
+                stats.miss(idx);
+            }
+        }
+        value
+    }
+
+    /// `get` without the counters: the live value (recording the hit with the policy) and
+    /// the shard index.
+    #[inline]
+    pub(crate) fn lookup<Q>(&self, key: &Q) -> (Option<V>, usize)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+        V: Clone,
+    {
+        let (idx, h) = self.locate(key);
+        let lock = self.shard(idx);
+        let now = self.now();
+        let found = {
             let shard = lock.read();
-            let (i, value, record) = shard.find_hit(h, key)?;
-            (value.clone(), record && shard.record_hit(i))
+            shard
+                .find_hit(h, key, now)
+                .map(|(i, value, record)| (value.clone(), record && shard.record_hit(i)))
+        };
+        let Some((value, full)) = found else {
+            return (None, idx);
         };
         if full {
             // Apply the batch if no one holds the shard; otherwise the next writer will.
             if let Some(mut shard) = lock.try_write() {
-                shard.apply_reads();
+                let removed = shard.run_pending(now.map(|(_, t)| t));
+                drop(shard);
+                self.report(idx, removed);
             }
         }
-        Some(value)
+        (Some(value), idx)
+    }
+
+    /// The in-flight loads and computes.
+    pub(crate) fn coalescer(&self) -> &Coalescer<K, V> {
+        &self.inner.coalescer
+    }
+
+    /// Counts a load that took since `started`.
+    pub(crate) fn record_load(&self, key: &K, ok: bool, started: Instant) {
+        if let Some(stats) = &self.inner.stats {
+            stats.load(self.locate(key).0, ok, started.elapsed());
+        }
     }
 
     /// Tells whether `key` is present, without counting as an access.
@@ -148,8 +226,9 @@ impl<K: Hash + Eq, V, S: BuildHasher> Cache<K, V, S> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let (shard, h) = self.locate(key);
-        shard.read().contains(h, key)
+        let (idx, h) = self.locate(key);
+        let now = self.now().map(|(_, t)| t);
+        self.shard(idx).read().contains(h, key, now)
     }
 
     /// Inserts or replaces the value for `key`, evicting entries as the policy chooses until
@@ -170,18 +249,33 @@ impl<K: Hash + Eq, V, S: BuildHasher> Cache<K, V, S> {
     /// shard's share of the capacity (or the shard already holds 2^28 − 1 entries).
     pub fn try_insert(&self, key: K, value: V) -> Result<Option<V>, NotAdmitted<K, V>> {
         let weight = self.inner.weigher.as_ref().map_or(1, |w| w(&key, &value));
-        let (shard, h) = self.locate(&key);
-        let (outcome, removed) = shard.write().insert(h, key, value, weight);
-        // Evicted entries are dropped here, outside the shard lock.
-        drop(removed);
-        match outcome {
+        let (idx, h) = self.locate(&key);
+        let (outcome, removed) = self
+            .shard(idx)
+            .write()
+            .insert(h, key, value, weight, self.now());
+        // Removed entries are reported and dropped here, outside the shard lock.
+        let result = match outcome {
             Inserted::New => Ok(None),
-            Inserted::Replaced(old) => Ok(Some(old)),
+            Inserted::Replaced(old) => {
+                if let Some(key) = &removed.key {
+                    self.notify(idx, key, &old, RemovalCause::Replaced);
+                }
+                Ok(Some(old))
+            }
             Inserted::Rejected { key, value, old } => {
-                drop(old);
+                if let Some(old) = old {
+                    self.notify(idx, &key, &old, RemovalCause::Replaced);
+                }
+                self.notify(idx, &key, &value, RemovalCause::Size);
                 Err(NotAdmitted { key, value, weight })
             }
+        };
+        if let (Some(stats), true) = (&self.inner.stats, result.is_ok()) {
+            stats.insert(idx);
         }
+        self.report(idx, removed);
+        result
     }
 
     /// Removes `key` and returns its value, if present.
@@ -190,9 +284,13 @@ impl<K: Hash + Eq, V, S: BuildHasher> Cache<K, V, S> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let (shard, h) = self.locate(key);
-        let removed = shard.write().remove(h, key);
-        removed.map(|(_, v)| v)
+        let (idx, h) = self.locate(key);
+        let now = self.now().map(|(_, t)| t);
+        let (entry, removed) = self.shard(idx).write().remove(h, key, now);
+        self.report(idx, removed);
+        let (key, value) = entry?;
+        self.notify(idx, &key, &value, RemovalCause::Explicit);
+        Some(value)
     }
 
     /// Removes `key`, if present.
@@ -207,13 +305,52 @@ impl<K: Hash + Eq, V, S: BuildHasher> Cache<K, V, S> {
     /// Removes every entry. Shards are cleared one after the other; the entries of each are
     /// dropped after its lock is released.
     pub fn invalidate_all(&self) {
-        for shard in self.inner.shards.iter() {
-            let entries = shard.write().clear();
-            drop(entries);
+        let now = self.now().map(|(_, t)| t);
+        for (idx, shard) in self.inner.shards.iter().enumerate() {
+            let removed = shard.write().clear(now);
+            self.report(idx, removed);
         }
     }
 
-    /// The number of entries (summed over the shards, one at a time).
+    /// Removes every live entry for which `predicate` holds, shard by shard, and returns how
+    /// many it removed. Each is reported with [`RemovalCause::Explicit`].
+    ///
+    /// `predicate` runs under each shard's write lock: it must not use this cache. Entries
+    /// inserted into a shard after it was visited are not checked.
+    pub fn invalidate_entries_if(&self, mut predicate: impl FnMut(&K, &V) -> bool) -> u64 {
+        let now = self.now().map(|(_, t)| t);
+        let mut count = 0;
+        for (idx, shard) in self.inner.shards.iter().enumerate() {
+            let removed = shard.write().remove_if(now, &mut predicate);
+            removed.for_each(|_, _, c| count += u64::from(c == RemovalCause::Explicit));
+            self.report(idx, removed);
+        }
+        count
+    }
+
+    /// Does the pending maintenance now: applies buffered hits to the policy and removes
+    /// every entry whose expiry was reached (reporting it to the listener). Cache operations
+    /// do this as they go; call it before reading [`entry_count`](Self::entry_count) for an
+    /// exact figure, or in tests after advancing a [`ManualClock`](crate::ManualClock).
+    pub fn run_pending_tasks(&self) {
+        let now = self.now().map(|(_, t)| t);
+        for (idx, shard) in self.inner.shards.iter().enumerate() {
+            let removed = shard.write().run_pending(now);
+            self.report(idx, removed);
+        }
+    }
+
+    /// A snapshot of the statistics: all zero unless the cache was built with
+    /// [`record_stats`](crate::CacheBuilder::record_stats). See [`CacheStats`].
+    pub fn stats(&self) -> CacheStats {
+        self.inner
+            .stats
+            .as_ref()
+            .map_or_else(CacheStats::default, Stats::snapshot)
+    }
+
+    /// The number of entries (summed over the shards, one at a time). Expired entries count
+    /// until they are cleaned up (see [`run_pending_tasks`](Self::run_pending_tasks)).
     pub fn entry_count(&self) -> u64 {
         self.inner
             .shards
@@ -249,11 +386,12 @@ impl<K: Hash + Eq, V, S: BuildHasher> Cache<K, V, S> {
         K: Clone,
         V: Clone,
     {
+        let now = self.now().map(|(_, t)| t);
         let mut out = Vec::new();
         for shard in self.inner.shards.iter() {
             shard
                 .read()
-                .for_each(|k, v| out.push((k.clone(), v.clone())));
+                .for_each(now, |k, v| out.push((k.clone(), v.clone())));
         }
         out.into_iter()
     }

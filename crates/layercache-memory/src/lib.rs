@@ -78,13 +78,24 @@
 
 mod builder;
 mod cache;
+pub mod expiry;
+pub mod future;
+mod listener;
+mod load;
+mod loader;
 mod policy;
 mod read_buffer;
 mod shard;
+mod stats;
+mod sync;
 
 pub use builder::CacheBuilder;
 pub use cache::{Cache, InvariantViolation, NotAdmitted};
+pub use expiry::{Clock, Expiry, ManualClock, MonotonicClock};
+pub use listener::RemovalCause;
+pub use load::{Computed, EntryRef, Op};
 pub use policy::{EvictionPolicy, UnknownPolicy};
+pub use stats::CacheStats;
 
 /// The default hasher: [`foldhash`]'s fast hasher with a random per-cache seed.
 pub type DefaultHashBuilder = foldhash::fast::RandomState;

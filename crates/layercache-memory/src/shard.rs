@@ -8,9 +8,12 @@
 
 use std::borrow::Borrow;
 use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use hashbrown::HashTable;
 
+use crate::expiry::{Deadlines, Expiration, TimerWheel, NEVER};
+use crate::listener::RemovalCause;
 use crate::policy::list::{Link, Nodes, MAX_SHARD_ENTRIES, NIL};
 use crate::policy::{AnyPolicy, EvictionPolicy, Policy};
 use crate::read_buffer::ReadBuffer;
@@ -55,15 +58,15 @@ pub(crate) enum Inserted<K, V> {
 /// lock (so that a value's `Drop` may use the cache). Holds one entry without allocating.
 #[must_use = "removed entries are meant to be dropped outside the shard lock"]
 pub(crate) struct Removed<K, V> {
-    one: Option<(K, V)>,
-    more: Vec<(K, V)>,
-    /// A key that is no longer needed: the caller's key of an in-place replace, or the old key
-    /// of an entry that re-entered.
-    key: Option<K>,
+    one: Option<(K, V, RemovalCause)>,
+    more: Vec<(K, V, RemovalCause)>,
+    /// A key equal to the written one that is no longer needed: the caller's key of an
+    /// in-place replace, or the old key of an entry that re-entered.
+    pub(crate) key: Option<K>,
 }
 
 impl<K, V> Removed<K, V> {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Removed {
             one: None,
             more: Vec::new(),
@@ -71,14 +74,73 @@ impl<K, V> Removed<K, V> {
         }
     }
 
-    fn push(&mut self, kv: (K, V)) {
+    fn push(&mut self, k: K, v: V, cause: RemovalCause) {
         if self.one.is_none() {
-            self.one = Some(kv);
+            self.one = Some((k, v, cause));
         } else {
-            self.more.push(kv);
+            self.more.push((k, v, cause));
+        }
+    }
+
+    /// Visits the removed entries, oldest removal first.
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&K, &V, RemovalCause)) {
+        for (k, v, c) in self.one.iter().chain(self.more.iter()) {
+            f(k, v, *c);
+        }
+    }
+
+    /// Whether no entry was removed.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.one.is_none()
+    }
+}
+
+/// A shard's expiration state: the timer wheel (one node per slab index, holding the
+/// deadline and the write deadline) and, with an `Expiry`, its own deadline per entry.
+struct Timers {
+    wheel: TimerWheel,
+    /// The `Expiry`'s deadline per slab index (empty without an `Expiry`).
+    custom: Vec<AtomicU64>,
+    track_custom: bool,
+}
+
+impl Timers {
+    fn deadlines(&self, i: u32) -> Deadlines {
+        Deadlines {
+            at: self.wheel.deadline(i),
+            write: self.wheel.cap(i),
+            custom: if self.track_custom {
+                self.custom[i as usize].load(Ordering::Relaxed)
+            } else {
+                NEVER
+            },
+        }
+    }
+
+    fn push(&mut self, d: Deadlines) {
+        self.wheel.push(d.at, d.write);
+        if self.track_custom {
+            self.custom.push(AtomicU64::new(d.custom));
+        }
+    }
+
+    fn set(&mut self, i: u32, d: Deadlines) {
+        self.wheel.reschedule(i, d.at, d.write);
+        if self.track_custom {
+            *self.custom[i as usize].get_mut() = d.custom;
+        }
+    }
+
+    fn swap_remove(&mut self, i: u32) {
+        self.wheel.swap_remove(i);
+        if self.track_custom {
+            self.custom.swap_remove(i as usize);
         }
     }
 }
+
+/// The clock reading and settings an operation on an expiring cache passes to its shard.
+pub(crate) type Now<'a, K, V> = Option<(&'a Expiration<K, V>, u64)>;
 
 pub(crate) struct Shard<K, V> {
     table: HashTable<u32>,
@@ -95,10 +157,19 @@ pub(crate) struct Shard<K, V> {
     /// The most entries the shard can ever hold when every entry weighs 1 (the slab is never
     /// grown past it), or `usize::MAX` when weighted.
     entry_limit: usize,
+    /// Present when the cache expires entries.
+    timers: Option<Box<Timers>>,
 }
 
 impl<K: Hash + Eq, V> Shard<K, V> {
-    pub(crate) fn new(kind: EvictionPolicy, capacity: u64, weighted: bool, seed: u64) -> Self {
+    /// A shard; `expiring` is `Some((now, with_expiry))` when the cache expires entries.
+    pub(crate) fn new(
+        kind: EvictionPolicy,
+        capacity: u64,
+        weighted: bool,
+        seed: u64,
+        expiring: Option<(u64, bool)>,
+    ) -> Self {
         Shard {
             table: HashTable::new(),
             entries: Vec::new(),
@@ -113,6 +184,13 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             } else {
                 usize::try_from(capacity).unwrap_or(usize::MAX)
             },
+            timers: expiring.map(|(now, track_custom)| {
+                Box::new(Timers {
+                    wheel: TimerWheel::new(now),
+                    custom: Vec::new(),
+                    track_custom,
+                })
+            }),
         }
     }
 
@@ -141,14 +219,47 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     /// Looks `key` up without changing anything: its slab index, its value, and whether a
     /// hit on it should be recorded (weightless entries are outside the policy).
     #[inline]
-    pub(crate) fn find_hit<Q>(&self, hash: u32, key: &Q) -> Option<(u32, &V, bool)>
+    ///
+    /// With expiration, an expired entry is not found, and a live one's deadline is extended
+    /// as time to idle or the `Expiry` say (under the shared lock: the wheel catches up when
+    /// the entry's bucket fires).
+    pub(crate) fn find_hit<Q>(
+        &self,
+        hash: u32,
+        key: &Q,
+        now: Now<'_, K, V>,
+    ) -> Option<(u32, &V, bool)>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
         let i = self.find(hash, key)?;
         let e = &self.entries[i as usize];
+        if let (Some((exp, now)), Some(t)) = (now, self.timers.as_deref()) {
+            let old = t.deadlines(i);
+            if now >= old.at {
+                return None;
+            }
+            if exp.reads_matter() {
+                let d = exp.on_read(&e.key, &e.value, now, old);
+                if d.at != old.at {
+                    t.wheel.set_deadline(i, d.at);
+                }
+                if t.track_custom && d.custom != old.custom {
+                    t.custom[i as usize].store(d.custom, Ordering::Relaxed);
+                }
+            }
+        }
         Some((i, &e.value, e.link.weight != 0))
+    }
+
+    /// Whether entry `i` has expired by `now`.
+    #[inline]
+    fn expired(&self, i: u32, now: Option<u64>) -> bool {
+        match (now, self.timers.as_deref()) {
+            (Some(now), Some(t)) => now >= t.wheel.deadline(i),
+            _ => false,
+        }
     }
 
     /// Records a hit on slab index `i` found by [`Shard::find_hit`] (the caller holds the
@@ -159,12 +270,54 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     }
 
     /// Looks `key` up without recording an access.
-    pub(crate) fn contains<Q>(&self, hash: u32, key: &Q) -> bool
+    pub(crate) fn contains<Q>(&self, hash: u32, key: &Q, now: Option<u64>) -> bool
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.find(hash, key).is_some()
+        self.find(hash, key).is_some_and(|i| !self.expired(i, now))
+    }
+
+    /// Applies the buffered hits and removes the entries that expired by `now`.
+    pub(crate) fn run_pending(&mut self, now: Option<u64>) -> Removed<K, V> {
+        self.apply_reads();
+        let mut removed = Removed::new();
+        self.expire(now, &mut removed);
+        removed
+    }
+
+    /// Advances the timer wheel to `now` and takes out what expired.
+    fn expire(&mut self, now: Option<u64>, removed: &mut Removed<K, V>) {
+        let (Some(now), Some(t)) = (now, self.timers.as_deref_mut()) else {
+            return;
+        };
+        t.wheel.advance(now);
+        while let Some(i) = self
+            .timers
+            .as_deref_mut()
+            .and_then(|t| t.wheel.pop_expired())
+        {
+            let e = self.unlink_and_take(i);
+            removed.push(e.key, e.value, RemovalCause::Expired);
+        }
+    }
+
+    /// Removes the live entries for which `pred` holds (it runs under the shard's write lock).
+    pub(crate) fn remove_if(
+        &mut self,
+        now: Option<u64>,
+        pred: &mut dyn FnMut(&K, &V) -> bool,
+    ) -> Removed<K, V> {
+        let mut removed = self.run_pending(now);
+        // Downwards, so a swap-removal only moves an entry that was already visited.
+        for i in (0..self.entries.len() as u32).rev() {
+            let e = &self.entries[i as usize];
+            if !self.expired(i, now) && pred(&e.key, &e.value) {
+                let e = self.unlink_and_take(i);
+                removed.push(e.key, e.value, RemovalCause::Explicit);
+            }
+        }
+        removed
     }
 
     /// Applies the recorded hits to the policy, in order, in three passes: touch the entries,
@@ -191,40 +344,57 @@ impl<K: Hash + Eq, V> Shard<K, V> {
 
     /// Inserts or replaces; evicted entries (and a removed previous value's key) come back in
     /// [`Removed`].
+    ///
+    /// With expiration, `now` gives the new entry its deadlines; an expired previous entry is
+    /// removed as [`RemovalCause::Expired`] and the insert counts as new.
     pub(crate) fn insert(
         &mut self,
         hash: u32,
         key: K,
         value: V,
         weight: u32,
+        now: Now<'_, K, V>,
     ) -> (Inserted<K, V>, Removed<K, V>) {
-        self.apply_reads();
-        let mut removed = Removed::new();
+        let mut removed = self.run_pending(now.map(|(_, t)| t));
         let fits = self.capacity > 0 && u64::from(weight) <= self.capacity;
         let mut previous = None;
+        // The deadlines of the new value, for an update of a live entry.
+        let mut updated = None;
         if let Some(i) = self.find(hash, &key) {
-            let old_weight = self.entries[i as usize].link.weight;
-            if fits && self.weight - u64::from(old_weight) + u64::from(weight) <= self.capacity {
-                // The stored key stays; the caller's equal key is dropped outside the lock.
-                removed.key = Some(key);
-                return (self.update_in_place(i, value, weight), removed);
+            if self.expired(i, now.map(|(_, t)| t)) {
+                let old = self.unlink_and_take(i);
+                removed.push(old.key, old.value, RemovalCause::Expired);
+            } else {
+                if let (Some((exp, t)), Some(timers)) = (now, self.timers.as_deref()) {
+                    updated = Some(exp.on_update(&key, &value, t, timers.deadlines(i).custom));
+                }
+                let old_weight = self.entries[i as usize].link.weight;
+                if fits && self.weight - u64::from(old_weight) + u64::from(weight) <= self.capacity
+                {
+                    // The stored key stays; the caller's equal key is dropped outside the lock.
+                    removed.key = Some(key);
+                    if let (Some(d), Some(timers)) = (updated, self.timers.as_deref_mut()) {
+                        timers.set(i, d);
+                    }
+                    return (self.update_in_place(i, value, weight), removed);
+                }
+                // The new value needs room (or cannot be stored at all): the old entry leaves,
+                // and the new one enters as a new entry, so room is never made by evicting it.
+                let old = self.unlink_and_take(i);
+                if !fits {
+                    removed.push(old.key, old.value, RemovalCause::Replaced);
+                    return (
+                        Inserted::Rejected {
+                            key,
+                            value,
+                            old: None,
+                        },
+                        removed,
+                    );
+                }
+                previous = Some(old.value);
+                removed.key = Some(old.key);
             }
-            // The new value needs room (or cannot be stored at all): the old entry leaves,
-            // and the new one enters as a new entry, so room is never made by evicting it.
-            let old = self.unlink_and_take(i);
-            if !fits {
-                removed.push((old.key, old.value));
-                return (
-                    Inserted::Rejected {
-                        key,
-                        value,
-                        old: None,
-                    },
-                    removed,
-                );
-            }
-            previous = Some(old.value);
-            removed.key = Some(old.key);
         }
         if !fits || self.entries.len() >= MAX_SHARD_ENTRIES {
             return (
@@ -240,7 +410,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             match self.policy.evict(self.entries.as_mut_slice(), weight) {
                 Some(v) => {
                     let e = self.remove_at(v);
-                    removed.push((e.key, e.value));
+                    removed.push(e.key, e.value, RemovalCause::Size);
                 }
                 None => break,
             }
@@ -249,6 +419,9 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             let len = self.entries.len();
             let want = (len * 2).clamp(8, self.entry_limit.max(8));
             self.entries.reserve_exact(want.saturating_sub(len).max(1));
+        }
+        if let (Some((exp, t)), Some(timers)) = (now, self.timers.as_deref_mut()) {
+            timers.push(updated.unwrap_or_else(|| exp.on_create(&key, &value, t)));
         }
         let i = self.entries.len() as u32;
         self.entries.push(Entry {
@@ -314,28 +487,63 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         self.remove_at(i)
     }
 
-    pub(crate) fn remove<Q>(&mut self, hash: u32, key: &Q) -> Option<(K, V)>
+    /// Removes `key` and returns its live entry, if any; an expired entry under `key` is
+    /// removed too and comes back in [`Removed`] (cause `Expired`), with whatever else
+    /// expired by `now`.
+    pub(crate) fn remove<Q>(
+        &mut self,
+        hash: u32,
+        key: &Q,
+        now: Option<u64>,
+    ) -> (Option<(K, V)>, Removed<K, V>)
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let i = self.find(hash, key)?;
-        self.apply_reads();
+        let mut removed = self.run_pending(now);
+        let Some(i) = self.find(hash, key) else {
+            return (None, removed);
+        };
+        let live = !self.expired(i, now);
         let e = self.unlink_and_take(i);
-        Some((e.key, e.value))
+        if live {
+            return (Some((e.key, e.value)), removed);
+        }
+        removed.push(e.key, e.value, RemovalCause::Expired);
+        (None, removed)
     }
 
-    /// Empties the shard and returns the entries, for the caller to drop outside the lock.
-    /// The bookkeeping is reset before anything is dropped, so a panicking `Drop` cannot leave
-    /// the shard inconsistent.
-    pub(crate) fn clear(&mut self) -> Vec<Entry<K, V>> {
+    /// Empties the shard and returns the entries (expired ones as `Expired`, the others as
+    /// `Explicit`), for the caller to report and drop outside the lock. The bookkeeping is
+    /// reset before anything is dropped, so a panicking `Drop` cannot leave the shard
+    /// inconsistent.
+    pub(crate) fn clear(&mut self, now: Option<u64>) -> Removed<K, V> {
+        let mut removed = self.run_pending(now);
+        let expired: Vec<bool> = match self.timers {
+            Some(_) => (0..self.entries.len() as u32)
+                .map(|i| self.expired(i, now))
+                .collect(),
+            None => Vec::new(),
+        };
+        if let Some(t) = self.timers.as_deref_mut() {
+            t.wheel.clear();
+            t.custom.clear();
+        }
         self.buffer.clear();
         self.reads.clear();
         self.policy.clear();
         self.table.clear();
         self.weight = 0;
         self.weightless = 0;
-        std::mem::take(&mut self.entries)
+        for (i, e) in std::mem::take(&mut self.entries).into_iter().enumerate() {
+            let cause = if expired.get(i).copied().unwrap_or(false) {
+                RemovalCause::Expired
+            } else {
+                RemovalCause::Explicit
+            };
+            removed.push(e.key, e.value, cause);
+        }
+        removed
     }
 
     /// Takes entry `i` (already unlinked from the policy) out of the table and the slab,
@@ -358,6 +566,9 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                 self.entries[moved.next() as usize].link.set_prev(i);
             }
             self.policy.relocate(last, i);
+        }
+        if let Some(t) = self.timers.as_deref_mut() {
+            t.swap_remove(i);
         }
         let e = self.entries.swap_remove(i as usize);
         self.weight -= u64::from(e.link.weight);
@@ -424,13 +635,27 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                 self.weight, self.capacity
             ));
         }
+        if let Some(t) = self.timers.as_deref() {
+            if t.wheel.len() != n || (t.track_custom && t.custom.len() != n) {
+                return Err(format!(
+                    "timer wheel holds {} nodes ({} custom deadlines) for {n} entries",
+                    t.wheel.len(),
+                    t.custom.len()
+                ));
+            }
+            t.wheel
+                .validate()
+                .map_err(|m| format!("timer wheel: {m}"))?;
+        }
         Ok(())
     }
 
-    /// Visits every entry (no policy effect).
-    pub(crate) fn for_each(&self, mut f: impl FnMut(&K, &V)) {
-        for e in &self.entries {
-            f(&e.key, &e.value);
+    /// Visits every live entry (no policy effect).
+    pub(crate) fn for_each(&self, now: Option<u64>, mut f: impl FnMut(&K, &V)) {
+        for (i, e) in self.entries.iter().enumerate() {
+            if !self.expired(i as u32, now) {
+                f(&e.key, &e.value);
+            }
         }
     }
 }

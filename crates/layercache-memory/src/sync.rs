@@ -1,0 +1,104 @@
+//! The locks the engine uses, behind one seam so a model checker can replace them.
+//!
+//! Normally these are [`parking_lot`]'s (small, fast, no poisoning). Built with
+//! `RUSTFLAGS="--cfg shuttle"`, they are thin wrappers over [`shuttle`]'s, which gives
+//! [shuttle](https://github.com/awslabs/shuttle) a scheduling point at every lock operation,
+//! so `tests/shuttle.rs` can explore thousands of interleavings of the real engine code.
+//! Both variants have the same (parking_lot-style) API.
+
+#[cfg(not(shuttle))]
+pub(crate) use parking_lot::{Condvar, Mutex, RwLock};
+
+/// A thread's id (a shuttle thread's under the model checker).
+#[cfg(not(shuttle))]
+pub(crate) type ThreadId = std::thread::ThreadId;
+/// A thread's id (a shuttle thread's under the model checker).
+#[cfg(shuttle)]
+pub(crate) type ThreadId = shuttle::thread::ThreadId;
+
+/// The id of the running thread (a shuttle thread under the model checker).
+#[cfg(not(shuttle))]
+pub(crate) fn thread_id() -> ThreadId {
+    std::thread::current().id()
+}
+
+#[cfg(shuttle)]
+pub(crate) use self::model::{thread_id, Condvar, Mutex, RwLock};
+
+#[cfg(shuttle)]
+mod model {
+    use std::ops::{Deref, DerefMut};
+    use std::sync::PoisonError;
+
+    use shuttle::sync as s;
+
+    pub(crate) fn thread_id() -> shuttle::thread::ThreadId {
+        shuttle::thread::current().id()
+    }
+
+    #[derive(Debug, Default)]
+    pub(crate) struct RwLock<T>(s::RwLock<T>);
+
+    impl<T> RwLock<T> {
+        pub(crate) fn new(value: T) -> Self {
+            RwLock(s::RwLock::new(value))
+        }
+        pub(crate) fn read(&self) -> s::RwLockReadGuard<'_, T> {
+            self.0.read().unwrap_or_else(PoisonError::into_inner)
+        }
+        pub(crate) fn write(&self) -> s::RwLockWriteGuard<'_, T> {
+            self.0.write().unwrap_or_else(PoisonError::into_inner)
+        }
+        pub(crate) fn try_write(&self) -> Option<s::RwLockWriteGuard<'_, T>> {
+            match self.0.try_write() {
+                Ok(g) => Some(g),
+                Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => None,
+            }
+        }
+    }
+
+    #[derive(Debug, Default)]
+    pub(crate) struct Mutex<T>(s::Mutex<T>);
+
+    /// A guard that a [`Condvar`] can wait on through `&mut` (as parking_lot's).
+    pub(crate) struct MutexGuard<'a, T>(Option<s::MutexGuard<'a, T>>);
+
+    impl<T> Mutex<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Mutex(s::Mutex::new(value))
+        }
+        pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+            MutexGuard(Some(self.0.lock().unwrap_or_else(PoisonError::into_inner)))
+        }
+    }
+
+    impl<T> Deref for MutexGuard<'_, T> {
+        type Target = T;
+        fn deref(&self) -> &T {
+            self.0.as_ref().expect("guard present")
+        }
+    }
+
+    impl<T> DerefMut for MutexGuard<'_, T> {
+        fn deref_mut(&mut self) -> &mut T {
+            self.0.as_mut().expect("guard present")
+        }
+    }
+
+    #[derive(Debug, Default)]
+    pub(crate) struct Condvar(s::Condvar);
+
+    impl Condvar {
+        pub(crate) fn new() -> Self {
+            Condvar(s::Condvar::new())
+        }
+        pub(crate) fn wait<T>(&self, guard: &mut MutexGuard<'_, T>) {
+            let g = guard.0.take().expect("guard present");
+            guard.0 = Some(self.0.wait(g).unwrap_or_else(PoisonError::into_inner));
+        }
+        pub(crate) fn notify_all(&self) {
+            self.0.notify_all();
+        }
+    }
+}

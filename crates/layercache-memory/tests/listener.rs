@@ -1,0 +1,152 @@
+//! The eviction listener: every value that leaves the cache is reported exactly once, with
+//! the right cause, including under concurrent load; and the statistics agree with it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use layercache_memory::{Cache, ManualClock, RemovalCause};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+type Reports = Arc<Mutex<Vec<(u64, RemovalCause)>>>;
+
+#[test]
+fn each_cause_is_reported() {
+    let clock = ManualClock::new();
+    let reports: Reports = Arc::default();
+    let r = Arc::clone(&reports);
+    let cache: Cache<u64, u64> = Cache::builder()
+        .max_capacity(2)
+        .weigher(|_, v: &u64| (*v % 10) as u32)
+        .time_to_live(Duration::from_secs(5))
+        .clock(clock.clone())
+        .eviction_listener(move |_: &u64, v: &u64, c| r.lock().unwrap().push((*v, c)))
+        .record_stats()
+        .build();
+    cache.insert(1, 11);
+    cache.insert(1, 21); // replaces 11
+    cache.insert(2, 31); // evicts one for size
+    assert!(cache.try_insert(3, 43).is_err()); // weight 3 > capacity 2: not admitted
+    cache.invalidate(&1);
+    cache.invalidate(&2);
+    cache.insert(4, 51);
+    clock.advance(Duration::from_secs(10));
+    cache.run_pending_tasks();
+    let got = reports.lock().unwrap().clone();
+    let cause = |v| got.iter().find(|(x, _)| *x == v).map(|(_, c)| *c);
+    assert_eq!(cause(11), Some(RemovalCause::Replaced));
+    assert_eq!(cause(43), Some(RemovalCause::Size));
+    assert_eq!(cause(51), Some(RemovalCause::Expired));
+    assert_eq!(got.len(), 5, "{got:?}");
+    let stats = cache.stats();
+    assert_eq!(stats.replacements, 1);
+    assert_eq!(stats.expirations, 1);
+    assert_eq!(stats.size_evictions + stats.explicit_removals, 3);
+    assert_eq!(stats.insertions, 4);
+}
+
+/// Four threads insert unique values, read, remove and invalidate at random over a small
+/// expiring cache while a fifth moves the clock. At the end every inserted value was either
+/// reported exactly once or is still in the cache, values handed back by `remove` were
+/// reported as `Explicit`, and the statistics count the same removals.
+#[test]
+fn every_removal_is_reported_once_under_concurrent_load() {
+    let clock = ManualClock::new();
+    let reports: Reports = Arc::default();
+    let r = Arc::clone(&reports);
+    let cache: Cache<u64, u64> = Cache::builder()
+        .max_capacity(64)
+        .shards(4)
+        .time_to_live(Duration::from_secs(2))
+        .clock(clock.clone())
+        .eviction_listener(move |_: &u64, v: &u64, c| r.lock().unwrap().push((*v, c)))
+        .record_stats()
+        .build();
+    let workers: Vec<_> = (0..4u64)
+        .map(|t| {
+            let cache = cache.clone();
+            thread::spawn(move || {
+                let mut rng = StdRng::seed_from_u64(t);
+                let (mut inserted, mut removed) = (Vec::new(), Vec::new());
+                for i in 0..20_000u64 {
+                    let key = rng.gen_range(0..200);
+                    match rng.gen_range(0..10) {
+                        0..=3 => {
+                            let value = (t << 32) | i;
+                            cache.insert(key, value);
+                            inserted.push(value);
+                        }
+                        4..=7 => drop(cache.get(&key)),
+                        8 => removed.extend(cache.remove(&key)),
+                        _ => cache.invalidate(&key),
+                    }
+                }
+                (inserted, removed)
+            })
+        })
+        .collect();
+    let ticker = {
+        let clock = clock.clone();
+        thread::spawn(move || {
+            for _ in 0..2_000 {
+                clock.advance(Duration::from_millis(50));
+                thread::yield_now();
+            }
+        })
+    };
+    let (mut inserted, mut removed) = (Vec::new(), Vec::new());
+    for w in workers {
+        let (i, r) = w.join().unwrap();
+        inserted.extend(i);
+        removed.extend(r);
+    }
+    ticker.join().unwrap();
+    cache.run_pending_tasks();
+    cache.validate().unwrap();
+
+    let reports = reports.lock().unwrap();
+    let mut cause_of = HashMap::new();
+    for &(v, c) in reports.iter() {
+        assert!(
+            cause_of.insert(v, c).is_none(),
+            "value {v:#x} reported twice"
+        );
+    }
+    let live: Vec<u64> = cache.iter().map(|(_, v)| v).collect();
+    for v in &live {
+        assert!(!cause_of.contains_key(v), "live value {v:#x} was reported");
+    }
+    assert_eq!(
+        cause_of.len() + live.len(),
+        inserted.len(),
+        "reported + live = inserted"
+    );
+    for v in &inserted {
+        assert!(
+            cause_of.contains_key(v) || live.contains(v),
+            "value {v:#x} lost"
+        );
+    }
+    for v in &removed {
+        assert_eq!(cause_of.get(v), Some(&RemovalCause::Explicit));
+    }
+    let count = |c| reports.iter().filter(|r| r.1 == c).count() as u64;
+    for c in [
+        RemovalCause::Expired,
+        RemovalCause::Replaced,
+        RemovalCause::Size,
+    ] {
+        assert!(
+            count(c) > 0,
+            "no {c} removal happened; the test is too weak"
+        );
+    }
+    let stats = cache.stats();
+    assert_eq!(stats.expirations, count(RemovalCause::Expired));
+    assert_eq!(stats.explicit_removals, count(RemovalCause::Explicit));
+    assert_eq!(stats.replacements, count(RemovalCause::Replaced));
+    assert_eq!(stats.size_evictions, count(RemovalCause::Size));
+    assert_eq!(stats.insertions, inserted.len() as u64);
+}

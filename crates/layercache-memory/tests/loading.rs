@@ -1,0 +1,334 @@
+//! Loading with coalescing (`get_with`, `try_get_with`, async), computes, and what happens
+//! when an initializer panics or is cancelled. Tests that could hang run under a guard that
+//! fails them after a timeout instead.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::Duration;
+
+use layercache_memory::{future, Cache, Computed, Op};
+
+/// Runs `f` on a thread and fails if it does not finish within `secs` seconds.
+fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(Duration::from_secs(secs))
+        .expect("the test hung (or its body panicked)")
+}
+
+/// Widens the race window of an initializer. Not a wait for time: correctness never
+/// depends on it.
+fn linger() {
+    thread::sleep(Duration::from_millis(20));
+}
+
+#[test]
+fn sixty_four_threads_run_one_initializer() {
+    within(30, || {
+        let cache: Cache<u64, Arc<String>> = Cache::builder().record_stats().build();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let barrier = Arc::new(Barrier::new(64));
+        let handles: Vec<_> = (0..64)
+            .map(|_| {
+                let (cache, calls, barrier) = (cache.clone(), calls.clone(), barrier.clone());
+                thread::spawn(move || {
+                    barrier.wait();
+                    cache.get_with(7, || {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        linger();
+                        Arc::new("seven".to_string())
+                    })
+                })
+            })
+            .collect();
+        for h in handles {
+            assert_eq!(*h.join().unwrap(), "seven");
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        let stats = cache.stats();
+        assert_eq!((stats.load_successes, stats.load_failures), (1, 0));
+        assert_eq!(stats.insertions, 1);
+        assert_eq!(stats.hits + stats.misses, 64);
+        cache.validate().unwrap();
+    });
+}
+
+#[test]
+fn an_error_is_shared_and_nothing_is_cached() {
+    within(30, || {
+        let cache: Cache<u64, u64> = Cache::new(100);
+        let calls = Arc::new(AtomicUsize::new(0));
+        let barrier = Arc::new(Barrier::new(16));
+        let handles: Vec<_> = (0..16)
+            .map(|_| {
+                let (cache, calls, barrier) = (cache.clone(), calls.clone(), barrier.clone());
+                thread::spawn(move || {
+                    barrier.wait();
+                    cache.try_get_with(1, || {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        linger();
+                        Err::<u64, _>(format!("origin down ({})", calls.load(Ordering::SeqCst)))
+                    })
+                })
+            })
+            .collect();
+        let errors: Vec<_> = handles
+            .into_iter()
+            .map(|h| h.join().unwrap().unwrap_err())
+            .collect();
+        let runs = calls.load(Ordering::SeqCst);
+        assert!(runs >= 1);
+        // Callers that waited on the same load share its very error.
+        let shared = errors.iter().filter(|e| Arc::ptr_eq(e, &errors[0])).count();
+        assert!(shared >= 16 / runs, "{shared} of 16 share the first error");
+        assert!(cache.get(&1).is_none());
+        assert_eq!(cache.entry_count(), 0);
+    });
+}
+
+#[test]
+fn a_panicking_initializer_never_hangs_its_waiters() {
+    within(30, || {
+        let cache: Cache<u64, u64> = Cache::new(100);
+        let calls = Arc::new(AtomicUsize::new(0));
+        let barrier = Arc::new(Barrier::new(64));
+        let handles: Vec<_> = (0..64)
+            .map(|_| {
+                let (cache, calls, barrier) = (cache.clone(), calls.clone(), barrier.clone());
+                thread::spawn(move || {
+                    barrier.wait();
+                    catch_unwind(AssertUnwindSafe(|| {
+                        cache.get_with(1, || {
+                            calls.fetch_add(1, Ordering::SeqCst);
+                            thread::sleep(Duration::from_millis(1));
+                            panic!("initializer failed")
+                        })
+                    }))
+                    .is_err()
+                })
+            })
+            .collect();
+        for h in handles {
+            assert!(h.join().unwrap(), "every caller sees a panic, none hangs");
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 64, "each caller led in turn");
+        assert_eq!(cache.entry_count(), 0);
+        // The key is not stuck: a later load works.
+        assert_eq!(cache.get_with(1, || 5), 5);
+    });
+}
+
+#[test]
+fn after_one_panic_the_next_caller_takes_over() {
+    within(30, || {
+        let cache: Cache<u64, u64> = Cache::new(100);
+        let calls = Arc::new(AtomicUsize::new(0));
+        let barrier = Arc::new(Barrier::new(32));
+        let handles: Vec<_> = (0..32)
+            .map(|_| {
+                let (cache, calls, barrier) = (cache.clone(), calls.clone(), barrier.clone());
+                thread::spawn(move || {
+                    barrier.wait();
+                    catch_unwind(AssertUnwindSafe(|| {
+                        cache.get_with(1, || {
+                            let n = calls.fetch_add(1, Ordering::SeqCst);
+                            linger();
+                            if n == 0 {
+                                panic!("first initializer fails");
+                            }
+                            42
+                        })
+                    }))
+                    .ok()
+                })
+            })
+            .collect();
+        let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        assert_eq!(results.iter().filter(|r| r.is_none()).count(), 1);
+        assert!(results.iter().flatten().all(|&v| v == 42));
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    });
+}
+
+#[test]
+fn sixteen_threads_of_computes_lose_no_update() {
+    within(60, || {
+        let cache: Cache<&'static str, u64> = Cache::new(100);
+        let handles: Vec<_> = (0..16)
+            .map(|_| {
+                let cache = cache.clone();
+                thread::spawn(move || {
+                    for _ in 0..10_000 {
+                        cache.and_compute_with("n", |v| Op::Put(v.map_or(1, |n| n + 1)));
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        assert_eq!(cache.get("n"), Some(160_000));
+        cache.validate().unwrap();
+    });
+}
+
+#[test]
+fn compute_results_say_what_happened() {
+    let cache: Cache<u64, u64> = Cache::new(100);
+    assert_eq!(cache.and_compute_with(1, |_| Op::Nop), Computed::StillNone);
+    assert_eq!(
+        cache.and_compute_with(1, |_| Op::Put(5)),
+        Computed::Inserted(5)
+    );
+    assert_eq!(
+        cache.and_compute_with(1, |_| Op::Nop),
+        Computed::Unchanged(5)
+    );
+    assert_eq!(
+        cache.entry(1).and_compute_with(|v| Op::Put(v.unwrap() + 1)),
+        Computed::ReplacedWith(6)
+    );
+    assert_eq!(
+        cache.and_compute_with(1, |_| Op::Remove),
+        Computed::Removed(6)
+    );
+    assert_eq!(
+        cache.and_compute_with(1, |_| Op::Remove),
+        Computed::StillNone
+    );
+    assert_eq!(cache.entry(2).or_insert_with(|| 9), 9);
+    assert_eq!(cache.optionally_get_with(3, || None), None);
+    assert_eq!(cache.optionally_get_with(3, || Some(3)), Some(3));
+    assert_eq!(cache.entry_count(), 2);
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn a_thousand_tasks_run_one_async_initializer() {
+    within(30, || {
+        runtime().block_on(async {
+            let cache: future::Cache<u64, u64> = future::Cache::new(100);
+            let calls = Arc::new(AtomicUsize::new(0));
+            let tasks: Vec<_> = (0..1000)
+                .map(|_| {
+                    let (cache, calls) = (cache.clone(), calls.clone());
+                    tokio::spawn(async move {
+                        cache
+                            .get_with(1, async {
+                                calls.fetch_add(1, Ordering::SeqCst);
+                                tokio::time::sleep(Duration::from_millis(20)).await;
+                                11
+                            })
+                            .await
+                    })
+                })
+                .collect();
+            for t in tasks {
+                assert_eq!(t.await.unwrap(), 11);
+            }
+            assert_eq!(calls.load(Ordering::SeqCst), 1);
+        });
+    });
+}
+
+#[test]
+fn a_cancelled_async_leader_hands_over_to_a_waiter() {
+    within(30, || {
+        runtime().block_on(async {
+            let cache: future::Cache<u64, u64> = future::Cache::new(100);
+            let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+            let leader = {
+                let cache = cache.clone();
+                tokio::spawn(async move {
+                    cache
+                        .get_with(1, async move {
+                            let _ = started_tx.send(());
+                            std::future::pending::<u64>().await
+                        })
+                        .await
+                })
+            };
+            started_rx.await.unwrap();
+            let waiters: Vec<_> = (0..10)
+                .map(|i| {
+                    let cache = cache.clone();
+                    tokio::spawn(async move { cache.get_with(1, async move { 100 + i }).await })
+                })
+                .collect();
+            tokio::task::yield_now().await;
+            leader.abort();
+            assert!(leader.await.unwrap_err().is_cancelled());
+            let mut values = Vec::new();
+            for w in waiters {
+                values.push(w.await.unwrap());
+            }
+            // One waiter took over; all got its value.
+            assert!(values.iter().all(|&v| v == values[0] && v >= 100));
+            assert_eq!(cache.get(&1).await, Some(values[0]));
+        });
+    });
+}
+
+#[test]
+fn sync_and_async_callers_share_one_load() {
+    within(30, || {
+        let cache: future::Cache<u64, u64> = future::Cache::new(100);
+        let calls = Arc::new(AtomicUsize::new(0));
+        let sync = cache.as_sync().clone();
+        let c = calls.clone();
+        let blocking = thread::spawn(move || {
+            sync.get_with(1, || {
+                c.fetch_add(1, Ordering::SeqCst);
+                thread::sleep(Duration::from_millis(100));
+                1
+            })
+        });
+        thread::sleep(Duration::from_millis(20));
+        let v = runtime().block_on(cache.get_with(1, async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            2
+        }));
+        assert_eq!(blocking.join().unwrap(), v);
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    });
+}
+
+#[test]
+fn async_computes_lose_no_update() {
+    within(60, || {
+        runtime().block_on(async {
+            let cache: future::Cache<u64, u64> = future::Cache::new(100);
+            let tasks: Vec<_> = (0..8)
+                .map(|_| {
+                    let cache = cache.clone();
+                    tokio::spawn(async move {
+                        for _ in 0..500 {
+                            cache
+                                .and_compute_with(1, |v| async move {
+                                    tokio::task::yield_now().await;
+                                    Op::Put(v.map_or(1, |n| n + 1))
+                                })
+                                .await;
+                        }
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await.unwrap();
+            }
+            assert_eq!(cache.get(&1).await, Some(4000));
+        });
+    });
+}
