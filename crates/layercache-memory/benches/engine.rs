@@ -12,6 +12,10 @@
 //!
 //! Every group has the functions `layercache` (default W-TinyLFU, default shards),
 //! `moka` (`moka::sync::Cache::new`) and `quick_cache` (`quick_cache::sync::Cache::new`).
+//! The `settings/{get,insert}/{1,2}t` groups run the same workloads on layercache with a
+//! time to live (1 hour, so nothing expires), with statistics, and with both, next to moka
+//! with and without the same time to live.
+//!
 //! Two-thread runs split each sample's operations evenly between two scoped threads and
 //! report the wall time of the slowest, so the throughput is total operations per second.
 //!
@@ -101,6 +105,64 @@ impl BenchCache for quick_cache::sync::Cache<u64, u64> {
     }
     fn entries(&self) -> u64 {
         self.len() as u64
+    }
+}
+
+/// The time to live of the expiring variants: long enough that nothing expires in a run.
+const TTL: Duration = Duration::from_secs(3600);
+
+/// layercache built with a time to live and/or statistics (the `settings` groups).
+struct Configured<const TTL_ON: bool, const STATS_ON: bool>(layercache_memory::Cache<u64, u64>);
+
+impl<const TTL_ON: bool, const STATS_ON: bool> BenchCache for Configured<TTL_ON, STATS_ON> {
+    fn with_capacity(capacity: u64) -> Self {
+        let mut b = layercache_memory::Cache::builder().max_capacity(capacity);
+        if TTL_ON {
+            b = b.time_to_live(TTL);
+        }
+        if STATS_ON {
+            b = b.record_stats();
+        }
+        Configured(b.build())
+    }
+    #[inline]
+    fn lookup(&self, key: u64) -> Option<u64> {
+        self.0.get(&key)
+    }
+    #[inline]
+    fn put(&self, key: u64, value: u64) {
+        self.0.insert(key, value);
+    }
+    fn entries(&self) -> u64 {
+        self.0.entry_count()
+    }
+}
+
+/// moka with the same time to live (moka 0.12 has no statistics to turn on).
+struct MokaTtl(moka::sync::Cache<u64, u64>);
+
+impl BenchCache for MokaTtl {
+    fn with_capacity(capacity: u64) -> Self {
+        MokaTtl(
+            moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(TTL)
+                .build(),
+        )
+    }
+    #[inline]
+    fn lookup(&self, key: u64) -> Option<u64> {
+        self.0.get(&key)
+    }
+    #[inline]
+    fn put(&self, key: u64, value: u64) {
+        self.0.insert(key, value);
+    }
+    fn settle(&self) {
+        self.0.run_pending_tasks();
+    }
+    fn entries(&self) -> u64 {
+        self.0.entry_count()
     }
 }
 
@@ -271,6 +333,36 @@ fn engine(c: &mut Criterion) {
                 threads,
                 op,
             );
+            group.finish();
+        }
+    }
+    // The same get and insert workloads with a time to live and with statistics on.
+    for (label, op) in [("get", Op::Get), ("insert", Op::Insert)] {
+        for threads in [1usize, 2] {
+            let mut group = c.benchmark_group(format!("settings/{label}/{threads}t"));
+            group
+                .throughput(Throughput::Elements(OPS_PER_ITER))
+                .measurement_time(Duration::from_secs(3))
+                .warm_up_time(Duration::from_secs(1))
+                .sample_size(20);
+            bench_one::<Configured<false, false>>(&mut group, "layercache", &keys, threads, op);
+            bench_one::<Configured<true, false>>(&mut group, "layercache+ttl", &keys, threads, op);
+            bench_one::<Configured<false, true>>(
+                &mut group,
+                "layercache+stats",
+                &keys,
+                threads,
+                op,
+            );
+            bench_one::<Configured<true, true>>(
+                &mut group,
+                "layercache+ttl+stats",
+                &keys,
+                threads,
+                op,
+            );
+            bench_one::<moka::sync::Cache<u64, u64>>(&mut group, "moka", &keys, threads, op);
+            bench_one::<MokaTtl>(&mut group, "moka+ttl", &keys, threads, op);
             group.finish();
         }
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cache::{Cache, Weigher};
-use crate::expiry::{nanos, Clock, Expiration, Expiry, MonotonicClock};
+use crate::expiry::{nanos, Clock, CoarseClock, Expiration, Expiry};
 use crate::listener::{Listener, RemovalCause};
 use crate::{DefaultHashBuilder, EvictionPolicy};
 
@@ -152,7 +152,8 @@ impl<K, V, S> CacheBuilder<K, V, S> {
         self
     }
 
-    /// The clock expiration reads. Default: [`MonotonicClock`]. Tests pass a
+    /// The clock expiration reads. Default: [`CoarseClock`] (millisecond steps; pass a
+    /// [`MonotonicClock`](crate::MonotonicClock) for nanoseconds). Tests pass a
     /// [`ManualClock`](crate::ManualClock) to move time by hand instead of sleeping.
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Some(Arc::new(clock));
@@ -191,7 +192,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             clock: self
                 .clock
                 .take()
-                .unwrap_or_else(|| Arc::new(MonotonicClock::new())),
+                .unwrap_or_else(|| Arc::new(CoarseClock::new())),
             ttl: self.ttl.map(nanos),
             tti: self.tti.map(nanos),
             expiry: self.expiry.take(),

@@ -187,11 +187,11 @@ impl<K: Hash + Eq, V, S: BuildHasher> Cache<K, V, S> {
     {
         let (idx, h) = self.locate(key);
         let lock = self.shard(idx);
-        let now = self.now();
+        let exp = self.inner.expiration.as_ref();
         let found = {
             let shard = lock.read();
             shard
-                .find_hit(h, key, now)
+                .find_hit(h, key, exp)
                 .map(|(i, value, record)| (value.clone(), record && shard.record_hit(i)))
         };
         let Some((value, full)) = found else {
@@ -200,7 +200,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> Cache<K, V, S> {
         if full {
             // Apply the batch if no one holds the shard; otherwise the next writer will.
             if let Some(mut shard) = lock.try_write() {
-                let removed = shard.run_pending(now.map(|(_, t)| t));
+                let removed = shard.run_pending(exp.map(Expiration::now));
                 drop(shard);
                 self.report(idx, removed);
             }

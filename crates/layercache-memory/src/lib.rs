@@ -91,7 +91,7 @@ mod sync;
 
 pub use builder::CacheBuilder;
 pub use cache::{Cache, InvariantViolation, NotAdmitted};
-pub use expiry::{Clock, Expiry, ManualClock, MonotonicClock};
+pub use expiry::{Clock, CoarseClock, Expiry, ManualClock, MonotonicClock};
 pub use listener::RemovalCause;
 pub use load::{Computed, EntryRef, Op};
 pub use policy::{EvictionPolicy, UnknownPolicy};

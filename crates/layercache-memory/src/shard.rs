@@ -227,7 +227,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         &self,
         hash: u32,
         key: &Q,
-        now: Now<'_, K, V>,
+        exp: Option<&Expiration<K, V>>,
     ) -> Option<(u32, &V, bool)>
     where
         K: Borrow<Q>,
@@ -235,18 +235,24 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     {
         let i = self.find(hash, key)?;
         let e = &self.entries[i as usize];
-        if let (Some((exp, now)), Some(t)) = (now, self.timers.as_deref()) {
-            let old = t.deadlines(i);
-            if now >= old.at {
-                return None;
-            }
-            if exp.reads_matter() {
-                let d = exp.on_read(&e.key, &e.value, now, old);
-                if d.at != old.at {
-                    t.wheel.set_deadline(i, d.at);
+        if let (Some(exp), Some(t)) = (exp, self.timers.as_deref()) {
+            let at = t.wheel.deadline(i);
+            // The clock is read only for an entry that can expire, after the lookup's loads
+            // are under way (reading a clock can hold back the loads that follow it).
+            if at != NEVER || exp.reads_matter() {
+                let now = exp.now();
+                if now >= at {
+                    return None;
                 }
-                if t.track_custom && d.custom != old.custom {
-                    t.custom[i as usize].store(d.custom, Ordering::Relaxed);
+                if exp.reads_matter() {
+                    let old = t.deadlines(i);
+                    let d = exp.on_read(&e.key, &e.value, now, old);
+                    if d.at != old.at {
+                        t.wheel.set_deadline(i, d.at);
+                    }
+                    if t.track_custom && d.custom != old.custom {
+                        t.custom[i as usize].store(d.custom, Ordering::Relaxed);
+                    }
                 }
             }
         }

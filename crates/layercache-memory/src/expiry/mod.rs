@@ -27,7 +27,7 @@ mod wheel;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use clock::{Clock, ManualClock, MonotonicClock};
+pub use clock::{Clock, CoarseClock, ManualClock, MonotonicClock};
 pub(crate) use wheel::{TimerWheel, NEVER};
 
 /// Per-entry expiration, as in moka's and Caffeine's `Expiry`: each method returns how long
