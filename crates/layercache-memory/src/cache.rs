@@ -3,6 +3,7 @@
 use std::borrow::Borrow;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -13,12 +14,53 @@ use crate::builder::CacheBuilder;
 use crate::expiry::Expiration;
 use crate::listener::{Listener, RemovalCause};
 use crate::loader::Coalescer;
-use crate::shard::{Inserted, Now, Removed, Shard};
+use crate::shard::{Expiring, Inserted, Now, Removed, Shard, Stamp};
 use crate::stats::{CacheStats, Stats};
 use crate::{DefaultHashBuilder, EvictionPolicy};
 
 pub(crate) type Weigher<K, V> = Box<dyn Fn(&K, &V) -> u32 + Send + Sync>;
-type Shards<K, V> = Box<[CachePadded<RwLock<Shard<K, V>>>]>;
+type Shards<K, V, T> = Box<[CachePadded<RwLock<Shard<K, V, T>>>]>;
+
+/// The shards: their entries keep an inline deadline only when the cache expires entries,
+/// so caches without expiration pay nothing for it. Methods are written once, over both
+/// kinds, with [`each!`].
+enum ShardSet<K, V> {
+    Plain(Shards<K, V, ()>),
+    Timed(Shards<K, V, AtomicU64>),
+}
+
+/// Runs `$body` with `$s` bound to the shards, whichever kind they are.
+macro_rules! each {
+    ($set:expr, $s:ident => $body:expr) => {
+        match $set {
+            ShardSet::Plain($s) => $body,
+            ShardSet::Timed($s) => $body,
+        }
+    };
+}
+
+impl<K, V> ShardSet<K, V> {
+    fn len(&self) -> usize {
+        each!(self, s => s.len())
+    }
+}
+
+fn make_shards<K: Hash + Eq, V, T: Stamp>(
+    policy: EvictionPolicy,
+    max_capacity: u64,
+    n: u64,
+    weighted: bool,
+    expiring: Option<Expiring>,
+) -> Shards<K, V, T> {
+    (0..n)
+        .map(|i| {
+            let capacity = max_capacity / n + u64::from(i < max_capacity % n);
+            let seed = 0x9E37_79B9_7F4A_7C15u64.wrapping_mul(i + 1);
+            let shard = Shard::new(policy, capacity, weighted, seed, expiring);
+            CachePadded::new(RwLock::new(shard))
+        })
+        .collect()
+}
 
 /// A thread-safe, bounded, in-memory cache.
 ///
@@ -57,7 +99,7 @@ pub struct Cache<K, V, S = DefaultHashBuilder> {
 }
 
 pub(crate) struct Inner<K, V, S> {
-    shards: Shards<K, V>,
+    shards: ShardSet<K, V>,
     mask: usize,
     hasher: S,
     weigher: Option<Weigher<K, V>>,
@@ -94,16 +136,24 @@ impl<K: Hash + Eq, V, S: BuildHasher> Cache<K, V, S> {
         let n = shards as u64;
         let weighted = b.weigher.is_some();
         let expiration = b.expiration();
-        let expiring = expiration.as_ref().map(|e| (e.now(), e.expiry.is_some()));
         let max_capacity = b.max_capacity;
-        let shards = (0..n)
-            .map(|i| {
-                let capacity = max_capacity / n + u64::from(i < max_capacity % n);
-                let seed = 0x9E37_79B9_7F4A_7C15u64.wrapping_mul(i + 1);
-                let shard = Shard::new(b.policy, capacity, weighted, seed, expiring);
-                CachePadded::new(RwLock::new(shard))
-            })
-            .collect::<Box<[_]>>();
+        let shards = match &expiration {
+            None => ShardSet::Plain(make_shards(b.policy, max_capacity, n, weighted, None)),
+            Some(e) => {
+                let expiring = Expiring {
+                    now: e.now(),
+                    track_custom: e.expiry.is_some(),
+                    reads_matter: e.reads_matter(),
+                };
+                ShardSet::Timed(make_shards(
+                    b.policy,
+                    max_capacity,
+                    n,
+                    weighted,
+                    Some(expiring),
+                ))
+            }
+        };
         Cache {
             inner: Arc::new(Inner {
                 mask: shards.len() - 1,
@@ -125,11 +175,6 @@ impl<K: Hash + Eq, V, S: BuildHasher> Cache<K, V, S> {
     pub(crate) fn locate<Q: Hash + ?Sized>(&self, key: &Q) -> (usize, u32) {
         let h = self.inner.hasher.hash_one(key);
         ((h >> 32) as usize & self.inner.mask, h as u32)
-    }
-
-    #[inline]
-    fn shard(&self, idx: usize) -> &RwLock<Shard<K, V>> {
-        &self.inner.shards[idx]
     }
 
     /// The clock reading for an operation, when the cache expires entries.
@@ -186,26 +231,28 @@ impl<K: Hash + Eq, V, S: BuildHasher> Cache<K, V, S> {
         V: Clone,
     {
         let (idx, h) = self.locate(key);
-        let lock = self.shard(idx);
         let exp = self.inner.expiration.as_ref();
-        let found = {
-            let shard = lock.read();
-            shard
-                .find_hit(h, key, exp)
-                .map(|(i, value, record)| (value.clone(), record && shard.record_hit(i)))
-        };
-        let Some((value, full)) = found else {
-            return (None, idx);
-        };
-        if full {
-            // Apply the batch if no one holds the shard; otherwise the next writer will.
-            if let Some(mut shard) = lock.try_write() {
-                let removed = shard.run_pending(exp.map(Expiration::now));
-                drop(shard);
-                self.report(idx, removed);
+        each!(&self.inner.shards, s => {
+            let lock = &s[idx];
+            let found = {
+                let shard = lock.read();
+                shard
+                    .find_hit(h, key, exp)
+                    .map(|(i, value, record)| (value.clone(), record && shard.record_hit(i)))
+            };
+            let Some((value, full)) = found else {
+                return (None, idx);
+            };
+            if full {
+                // Apply the batch if no one holds the shard; otherwise the next writer will.
+                if let Some(mut shard) = lock.try_write() {
+                    let removed = shard.run_pending(exp.map(Expiration::now));
+                    drop(shard);
+                    self.report(idx, removed);
+                }
             }
-        }
-        (Some(value), idx)
+            (Some(value), idx)
+        })
     }
 
     /// The in-flight loads and computes.
@@ -228,7 +275,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> Cache<K, V, S> {
     {
         let (idx, h) = self.locate(key);
         let now = self.now().map(|(_, t)| t);
-        self.shard(idx).read().contains(h, key, now)
+        each!(&self.inner.shards, s => s[idx].read().contains(h, key, now))
     }
 
     /// Inserts or replaces the value for `key`, evicting entries as the policy chooses until
@@ -250,10 +297,9 @@ impl<K: Hash + Eq, V, S: BuildHasher> Cache<K, V, S> {
     pub fn try_insert(&self, key: K, value: V) -> Result<Option<V>, NotAdmitted<K, V>> {
         let weight = self.inner.weigher.as_ref().map_or(1, |w| w(&key, &value));
         let (idx, h) = self.locate(&key);
-        let (outcome, removed) = self
-            .shard(idx)
-            .write()
-            .insert(h, key, value, weight, self.now());
+        let now = self.now();
+        let (outcome, removed) =
+            each!(&self.inner.shards, s => s[idx].write().insert(h, key, value, weight, now));
         // Removed entries are reported and dropped here, outside the shard lock.
         let result = match outcome {
             Inserted::New => Ok(None),
@@ -286,7 +332,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> Cache<K, V, S> {
     {
         let (idx, h) = self.locate(key);
         let now = self.now().map(|(_, t)| t);
-        let (entry, removed) = self.shard(idx).write().remove(h, key, now);
+        let (entry, removed) = each!(&self.inner.shards, s => s[idx].write().remove(h, key, now));
         self.report(idx, removed);
         let (key, value) = entry?;
         self.notify(idx, &key, &value, RemovalCause::Explicit);
@@ -306,10 +352,12 @@ impl<K: Hash + Eq, V, S: BuildHasher> Cache<K, V, S> {
     /// dropped after its lock is released.
     pub fn invalidate_all(&self) {
         let now = self.now().map(|(_, t)| t);
-        for (idx, shard) in self.inner.shards.iter().enumerate() {
-            let removed = shard.write().clear(now);
-            self.report(idx, removed);
-        }
+        each!(&self.inner.shards, s => {
+            for (idx, shard) in s.iter().enumerate() {
+                let removed = shard.write().clear(now);
+                self.report(idx, removed);
+            }
+        });
     }
 
     /// Removes every live entry for which `predicate` holds, shard by shard, and returns how
@@ -320,11 +368,13 @@ impl<K: Hash + Eq, V, S: BuildHasher> Cache<K, V, S> {
     pub fn invalidate_entries_if(&self, mut predicate: impl FnMut(&K, &V) -> bool) -> u64 {
         let now = self.now().map(|(_, t)| t);
         let mut count = 0;
-        for (idx, shard) in self.inner.shards.iter().enumerate() {
-            let removed = shard.write().remove_if(now, &mut predicate);
-            removed.for_each(|_, _, c| count += u64::from(c == RemovalCause::Explicit));
-            self.report(idx, removed);
-        }
+        each!(&self.inner.shards, s => {
+            for (idx, shard) in s.iter().enumerate() {
+                let removed = shard.write().remove_if(now, &mut predicate);
+                removed.for_each(|_, _, c| count += u64::from(c == RemovalCause::Explicit));
+                self.report(idx, removed);
+            }
+        });
         count
     }
 
@@ -334,10 +384,12 @@ impl<K: Hash + Eq, V, S: BuildHasher> Cache<K, V, S> {
     /// exact figure, or in tests after advancing a [`ManualClock`](crate::ManualClock).
     pub fn run_pending_tasks(&self) {
         let now = self.now().map(|(_, t)| t);
-        for (idx, shard) in self.inner.shards.iter().enumerate() {
-            let removed = shard.write().run_pending(now);
-            self.report(idx, removed);
-        }
+        each!(&self.inner.shards, s => {
+            for (idx, shard) in s.iter().enumerate() {
+                let removed = shard.write().run_pending(now);
+                self.report(idx, removed);
+            }
+        });
     }
 
     /// A snapshot of the statistics: all zero unless the cache was built with
@@ -352,16 +404,12 @@ impl<K: Hash + Eq, V, S: BuildHasher> Cache<K, V, S> {
     /// The number of entries (summed over the shards, one at a time). Expired entries count
     /// until they are cleaned up (see [`run_pending_tasks`](Self::run_pending_tasks)).
     pub fn entry_count(&self) -> u64 {
-        self.inner
-            .shards
-            .iter()
-            .map(|s| s.read().len() as u64)
-            .sum()
+        each!(&self.inner.shards, s => s.iter().map(|s| s.read().len() as u64).sum())
     }
 
     /// The total weight of the entries: the entry count when there is no weigher.
     pub fn weighted_size(&self) -> u64 {
-        self.inner.shards.iter().map(|s| s.read().weight()).sum()
+        each!(&self.inner.shards, s => s.iter().map(|s| s.read().weight()).sum())
     }
 
     /// The capacity the cache was built with (entries, or weight units with a weigher).
@@ -388,11 +436,13 @@ impl<K: Hash + Eq, V, S: BuildHasher> Cache<K, V, S> {
     {
         let now = self.now().map(|(_, t)| t);
         let mut out = Vec::new();
-        for shard in self.inner.shards.iter() {
-            shard
-                .read()
-                .for_each(now, |k, v| out.push((k.clone(), v.clone())));
-        }
+        each!(&self.inner.shards, s => {
+            for shard in s.iter() {
+                shard
+                    .read()
+                    .for_each(now, |k, v| out.push((k.clone(), v.clone())));
+            }
+        });
         out.into_iter()
     }
 
@@ -402,12 +452,14 @@ impl<K: Hash + Eq, V, S: BuildHasher> Cache<K, V, S> {
     /// # Errors
     /// [`InvariantViolation`] naming the shard and what disagrees.
     pub fn validate(&self) -> Result<(), InvariantViolation> {
-        for (i, shard) in self.inner.shards.iter().enumerate() {
-            shard
-                .read()
-                .validate()
-                .map_err(|m| InvariantViolation(format!("shard {i}: {m}")))?;
-        }
+        each!(&self.inner.shards, s => {
+            for (i, shard) in s.iter().enumerate() {
+                shard
+                    .read()
+                    .validate()
+                    .map_err(|m| InvariantViolation(format!("shard {i}: {m}")))?;
+            }
+        });
         Ok(())
     }
 }

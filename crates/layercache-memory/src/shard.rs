@@ -18,13 +18,54 @@ use crate::policy::list::{Link, Nodes, MAX_SHARD_ENTRIES, NIL};
 use crate::policy::{AnyPolicy, EvictionPolicy, Policy};
 use crate::read_buffer::ReadBuffer;
 
-pub(crate) struct Entry<K, V> {
+pub(crate) struct Entry<K, V, T> {
     pub(crate) key: K,
     pub(crate) value: V,
     pub(crate) link: Link,
+    /// The entry's deadline, inline so a `get` checks it without touching the timer wheel
+    /// (`()` in caches that do not expire entries: no space at all).
+    stamp: T,
 }
 
-impl<K, V> Nodes for [Entry<K, V>] {
+/// Where an entry keeps its deadline: `()` (never expires, zero bytes) or an `AtomicU64`
+/// (nanoseconds on the cache's clock; readers extend it under the shared lock).
+pub(crate) trait Stamp: Send + Sync {
+    /// Whether entries carry a deadline (the shard then has timers).
+    const TIMED: bool;
+    fn new(deadline: u64) -> Self;
+    fn get(&self) -> u64;
+    fn set(&self, deadline: u64);
+}
+
+impl Stamp for () {
+    const TIMED: bool = false;
+    #[inline]
+    fn new(_: u64) -> Self {}
+    #[inline]
+    fn get(&self) -> u64 {
+        NEVER
+    }
+    #[inline]
+    fn set(&self, _: u64) {}
+}
+
+impl Stamp for AtomicU64 {
+    const TIMED: bool = true;
+    #[inline]
+    fn new(deadline: u64) -> Self {
+        AtomicU64::new(deadline)
+    }
+    #[inline]
+    fn get(&self) -> u64 {
+        self.load(Ordering::Relaxed)
+    }
+    #[inline]
+    fn set(&self, deadline: u64) {
+        self.store(deadline, Ordering::Relaxed);
+    }
+}
+
+impl<K, V, T> Nodes for [Entry<K, V, T>] {
     #[inline]
     fn link(&self, i: u32) -> &Link {
         &self[i as usize].link
@@ -102,6 +143,9 @@ struct Timers {
     /// The `Expiry`'s deadline per slab index (empty without an `Expiry`).
     custom: Vec<AtomicU64>,
     track_custom: bool,
+    /// Whether reads move deadlines (time to idle or an `Expiry`): then an entry's inline
+    /// deadline may be ahead of the wheel's until the hit buffer is applied.
+    reads_matter: bool,
 }
 
 impl Timers {
@@ -139,12 +183,23 @@ impl Timers {
     }
 }
 
+/// How a shard of an expiring cache starts.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Expiring {
+    /// The clock's reading.
+    pub(crate) now: u64,
+    /// Whether there is an `Expiry` (whose own deadline is kept per entry).
+    pub(crate) track_custom: bool,
+    /// Whether reads move deadlines.
+    pub(crate) reads_matter: bool,
+}
+
 /// The clock reading and settings an operation on an expiring cache passes to its shard.
 pub(crate) type Now<'a, K, V> = Option<(&'a Expiration<K, V>, u64)>;
 
-pub(crate) struct Shard<K, V> {
+pub(crate) struct Shard<K, V, T> {
     table: HashTable<u32>,
-    entries: Vec<Entry<K, V>>,
+    entries: Vec<Entry<K, V, T>>,
     policy: AnyPolicy,
     capacity: u64,
     weight: u64,
@@ -161,14 +216,14 @@ pub(crate) struct Shard<K, V> {
     timers: Option<Box<Timers>>,
 }
 
-impl<K: Hash + Eq, V> Shard<K, V> {
+impl<K: Hash + Eq, V, T: Stamp> Shard<K, V, T> {
     /// A shard; `expiring` is `Some((now, with_expiry))` when the cache expires entries.
     pub(crate) fn new(
         kind: EvictionPolicy,
         capacity: u64,
         weighted: bool,
         seed: u64,
-        expiring: Option<(u64, bool)>,
+        expiring: Option<Expiring>,
     ) -> Self {
         Shard {
             table: HashTable::new(),
@@ -184,11 +239,16 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             } else {
                 usize::try_from(capacity).unwrap_or(usize::MAX)
             },
-            timers: expiring.map(|(now, track_custom)| {
+            timers: expiring.map(|x| {
+                debug_assert!(
+                    T::TIMED,
+                    "an expiring shard stores deadlines in its entries"
+                );
                 Box::new(Timers {
-                    wheel: TimerWheel::new(now),
+                    wheel: TimerWheel::new(x.now),
                     custom: Vec::new(),
-                    track_custom,
+                    track_custom: x.track_custom,
+                    reads_matter: x.reads_matter,
                 })
             }),
         }
@@ -236,7 +296,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         let i = self.find(hash, key)?;
         let e = &self.entries[i as usize];
         if let (Some(exp), Some(t)) = (exp, self.timers.as_deref()) {
-            let at = t.wheel.deadline(i);
+            let at = e.stamp.get();
             // The clock is read only for an entry that can expire, after the lookup's loads
             // are under way (reading a clock can hold back the loads that follow it).
             if at != NEVER || exp.reads_matter() {
@@ -245,10 +305,25 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                     return None;
                 }
                 if exp.reads_matter() {
-                    let old = t.deadlines(i);
+                    let old = Deadlines {
+                        at,
+                        // Only touch the wheel's node when there is a write deadline.
+                        write: if exp.ttl.is_some() {
+                            t.wheel.cap(i)
+                        } else {
+                            NEVER
+                        },
+                        custom: if t.track_custom {
+                            t.custom[i as usize].load(Ordering::Relaxed)
+                        } else {
+                            NEVER
+                        },
+                    };
                     let d = exp.on_read(&e.key, &e.value, now, old);
                     if d.at != old.at {
-                        t.wheel.set_deadline(i, d.at);
+                        // Only the inline deadline: the wheel is re-synced when the hit
+                        // buffer is applied, or when the entry's old bucket fires.
+                        e.stamp.set(d.at);
                     }
                     if t.track_custom && d.custom != old.custom {
                         t.custom[i as usize].store(d.custom, Ordering::Relaxed);
@@ -262,8 +337,8 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     /// Whether entry `i` has expired by `now`.
     #[inline]
     fn expired(&self, i: u32, now: Option<u64>) -> bool {
-        match (now, self.timers.as_deref()) {
-            (Some(now), Some(t)) => now >= t.wheel.deadline(i),
+        match now {
+            Some(now) if T::TIMED => now >= self.entries[i as usize].stamp.get(),
             _ => false,
         }
     }
@@ -303,6 +378,16 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             .as_deref_mut()
             .and_then(|t| t.wheel.pop_expired())
         {
+            // The inline deadline is the truth: a read may have extended it since the wheel
+            // last saw it.
+            let at = self.entries[i as usize].stamp.get();
+            if at > now {
+                if let Some(t) = self.timers.as_deref_mut() {
+                    let cap = t.wheel.cap(i);
+                    t.wheel.reschedule(i, at, cap);
+                }
+                continue;
+            }
             let e = self.unlink_and_take(i);
             removed.push(e.key, e.value, RemovalCause::Expired);
         }
@@ -343,6 +428,16 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             std::hint::black_box(acc);
             self.policy.warm(self.entries.as_slice(), &reads);
             self.policy.on_hits(self.entries.as_mut_slice(), &reads);
+            // Reads that moved deadlines (time to idle, `Expiry`) re-file their entries.
+            if let Some(t) = self.timers.as_deref_mut().filter(|t| t.reads_matter) {
+                for &i in &reads {
+                    let at = self.entries[i as usize].stamp.get();
+                    if at != t.wheel.deadline(i) {
+                        let cap = t.wheel.cap(i);
+                        t.wheel.reschedule(i, at, cap);
+                    }
+                }
+            }
             reads.clear();
         }
         self.reads = reads;
@@ -381,6 +476,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                     removed.key = Some(key);
                     if let (Some(d), Some(timers)) = (updated, self.timers.as_deref_mut()) {
                         timers.set(i, d);
+                        self.entries[i as usize].stamp.set(d.at);
                     }
                     return (self.update_in_place(i, value, weight), removed);
                 }
@@ -426,14 +522,18 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             let want = (len * 2).clamp(8, self.entry_limit.max(8));
             self.entries.reserve_exact(want.saturating_sub(len).max(1));
         }
+        let mut deadline = NEVER;
         if let (Some((exp, t)), Some(timers)) = (now, self.timers.as_deref_mut()) {
-            timers.push(updated.unwrap_or_else(|| exp.on_create(&key, &value, t)));
+            let d = updated.unwrap_or_else(|| exp.on_create(&key, &value, t));
+            deadline = d.at;
+            timers.push(d);
         }
         let i = self.entries.len() as u32;
         self.entries.push(Entry {
             key,
             value,
             link: Link::new(hash, weight),
+            stamp: T::new(deadline),
         });
         let entries = &self.entries;
         self.table.insert_unique(table_hash(hash), i, |&j| {
@@ -484,7 +584,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     }
 
     /// Unlinks entry `i` from the policy and takes it out of the shard.
-    fn unlink_and_take(&mut self, i: u32) -> Entry<K, V> {
+    fn unlink_and_take(&mut self, i: u32) -> Entry<K, V, T> {
         if self.entries[i as usize].link.weight == 0 {
             self.weightless -= 1;
         } else {
@@ -554,7 +654,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
 
     /// Takes entry `i` (already unlinked from the policy) out of the table and the slab,
     /// moving the last entry into its place.
-    fn remove_at(&mut self, i: u32) -> Entry<K, V> {
+    fn remove_at(&mut self, i: u32) -> Entry<K, V, T> {
         let hash = self.entries[i as usize].link.hash;
         if let Ok(slot) = self.table.find_entry(table_hash(hash), |&x| x == i) {
             slot.remove();
@@ -652,6 +752,15 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             t.wheel
                 .validate()
                 .map_err(|m| format!("timer wheel: {m}"))?;
+            for (i, e) in self.entries.iter().enumerate() {
+                if !t.reads_matter && e.stamp.get() != t.wheel.deadline(i as u32) {
+                    return Err(format!(
+                        "entry {i}: deadline {} but {} in the timer wheel",
+                        e.stamp.get(),
+                        t.wheel.deadline(i as u32)
+                    ));
+                }
+            }
         }
         Ok(())
     }

@@ -238,6 +238,11 @@ impl TimerWheel {
     /// deadline set here, counted from that next call. Racing calls on one node leave one of
     /// their values, and the node is noted whenever the value left is earlier than the one
     /// it was filed by.
+    ///
+    /// The cache itself keeps read-extended deadlines inline in its entries and re-files
+    /// them with [`reschedule`](Self::reschedule) under the write lock, so only the tests
+    /// use this.
+    #[cfg(test)]
     #[inline]
     pub(crate) fn set_deadline(&self, i: u32, deadline: u64) {
         let Some(node) = self.node(i) else {
