@@ -48,7 +48,8 @@
 //! ## Removal and `Drop`
 //! Entries evicted, replaced, removed or cleared are dropped after their shard's lock is
 //! released, so a value's `Drop` may use the cache. Keys and values are never cloned by the
-//! engine except by [`Cache::get`] (the value) and [`Cache::iter`].
+//! engine except by [`Cache::get`] (the value), [`Cache::iter`] and the loading methods (the
+//! key once per load, the value for each caller that shares it).
 //!
 //! ## Consistency model
 //! Each key lives in one shard guarded by one reader-writer lock: `get` and `contains_key`
@@ -68,6 +69,41 @@
 //! and `V` are. `get` clones the value, and compares keys, under the shard's read lock: a
 //! `Clone` or `Eq` implementation must not write to the same cache.
 
+//! ## Expiration
+//! [`time_to_live`](CacheBuilder::time_to_live), [`time_to_idle`](CacheBuilder::time_to_idle)
+//! and per-entry [`Expiry`] (through [`expire_after`](CacheBuilder::expire_after)) give each
+//! entry one deadline on the cache's [`Clock`]. Lookups compare it with the clock, so an
+//! expired entry is never returned; a per-shard hierarchical timer wheel (Varghese & Lauck
+//! 1987, as in Caffeine) removes expired entries within one tick (2^30 ns) as the cache is
+//! used, with no background thread, and [`Cache::run_pending_tasks`] forces it. The default
+//! clock, [`CoarseClock`], steps every 1–4 ms because a precise clock read slows a hit down
+//! by half on a large cache; see [`expiry`] for the model and the figures. Tests inject a
+//! [`ManualClock`]. A cache without expiration stores no deadline at all; an expiring one
+//! keeps 8 bytes in each entry and 24 in the wheel.
+//!
+//! ## Loading, computing and async
+//! [`Cache::get_with`], [`try_get_with`](Cache::try_get_with) and
+//! [`optionally_get_with`](Cache::optionally_get_with) run one initializer per missing key
+//! however many callers ask at once; the others wait and share its value (or its error, as
+//! one `Arc<E>`). A panicking or cancelled initializer hands over to a waiting caller.
+//! [`Cache::and_compute_with`] is an atomic read-modify-write of one entry through the same
+//! per-key slot. [`future::Cache`] is the same engine with `async` loading; it needs no
+//! particular runtime, and sync and async callers of one cache share their loads.
+//!
+//! ## Listener and statistics
+//! [`eviction_listener`](CacheBuilder::eviction_listener) hears of every entry that leaves,
+//! once, with its [`RemovalCause`], on the thread that removed it and after the shard lock is
+//! released. [`record_stats`](CacheBuilder::record_stats) turns on per-shard counters read as a
+//! [`CacheStats`] snapshot; off, they cost one branch.
+//!
+//! ## Testing the engine
+//! [`Cache::validate`] checks that table, slab, policy queues, timer wheel and weights agree;
+//! every model and concurrency test ends with it. `tests/shuttle.rs` model-checks the core
+//! paths on one key (insert, remove, expiry and loads racing) with
+//! [shuttle](https://docs.rs/shuttle) over thousands of schedules: built with
+//! `RUSTFLAGS="--cfg shuttle"`, the engine's locks are shuttle's (see the command in that
+//! file).
+//!
 //! ## Hashing
 //! Keys are hashed with [`foldhash`]'s randomly seeded hasher by default (fast, and seeded
 //! per cache against hash flooding); W-TinyLFU also admits a small random share of rejected

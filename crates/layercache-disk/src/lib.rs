@@ -1,0 +1,1 @@
+//! An embedded persistent layercache tier (work in progress).

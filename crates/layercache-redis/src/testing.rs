@@ -1,0 +1,495 @@
+//! Throwaway Redis servers for tests (cargo feature `testing`; not for production use).
+//!
+//! - [`RedisServer`]: one `redis-server` on a free loopback port (in 20000–29999, below the
+//!   usual ephemeral range), no persistence; it can be killed with SIGKILL and restarted on
+//!   the same port to test reconnection.
+//! - [`RedisCluster`]: a 6-node Redis Cluster (3 masters, 3 replicas) on the fixed ports
+//!   7000–7005 (cluster bus 17000–17005). One at a time per process: [`RedisCluster::start`]
+//!   waits for the previous one to be dropped.
+//!
+//! Both need `redis-server` (and the cluster `redis-cli`) on `PATH`, and panic with a clear
+//! message if it is missing, so that tests fail rather than pass without running. Processes
+//! are killed (only the ones started here) and their temporary directories removed on drop.
+//!
+//! Use from another crate's tests:
+//!
+//! ```toml
+//! [dev-dependencies]
+//! layercache-redis = { workspace = true, features = ["testing"] }
+//! ```
+//!
+//! ```no_run
+//! # async fn demo() {
+//! use layercache_redis::{testing::RedisServer, RedisTier};
+//! let server = RedisServer::start();
+//! let tier = RedisTier::connect(&server.url()).await.unwrap();
+//! # let _ = tier;
+//! # }
+//! ```
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// How long a server may take to answer `PING` after it is spawned.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a new cluster may take to report `cluster_state:ok` on every node.
+const CLUSTER_OK_TIMEOUT: Duration = Duration::from_secs(30);
+/// The interval of polling loops.
+const POLL: Duration = Duration::from_millis(10);
+/// [`RedisServer`] ports are drawn from `PORT_BASE..PORT_BASE + PORT_SPAN`.
+const PORT_BASE: u32 = 20_000;
+/// See [`PORT_BASE`].
+const PORT_SPAN: u32 = 10_000;
+
+/// The ports of [`RedisCluster`]'s nodes.
+pub const CLUSTER_PORTS: [u16; 6] = [7000, 7001, 7002, 7003, 7004, 7005];
+
+/// One `redis-server` process on `127.0.0.1`, without persistence (`--save ""
+/// --appendonly no`), killed on drop.
+#[derive(Debug)]
+pub struct RedisServer {
+    port: u16,
+    child: Mutex<Option<Child>>,
+    dir: TempDir,
+}
+
+impl RedisServer {
+    /// Starts a server on a free port and waits until it answers `PING`.
+    ///
+    /// # Panics
+    /// If `redis-server` is not on `PATH`, or the server does not come up within 10 s.
+    pub fn start() -> RedisServer {
+        require("redis-server", "redis-server");
+        let dir = TempDir::new("server");
+        let mut last_log = String::new();
+        // A port free when probed may be taken before the server binds it: try a few.
+        for _ in 0..5 {
+            let port = free_port();
+            match spawn_server(port, &dir.path, &[]) {
+                Ok(child) => {
+                    return RedisServer {
+                        port,
+                        child: Mutex::new(Some(child)),
+                        dir,
+                    }
+                }
+                Err(log) if log.contains("Address already in use") => last_log = log,
+                Err(log) => panic!("redis-server on port {port} did not start:\n{log}"),
+            }
+        }
+        panic!("redis-server found no free port after 5 tries; last log:\n{last_log}");
+    }
+
+    /// The server's port on `127.0.0.1`.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// The server process's id, if it is running.
+    pub fn pid(&self) -> Option<u32> {
+        self.lock_child().as_ref().map(Child::id)
+    }
+
+    /// Kills the server with SIGKILL (no shutdown, no goodbye to clients) and waits for it
+    /// to be gone. Does nothing if it is not running.
+    pub fn kill9(&self) {
+        if let Some(mut child) = self.lock_child().take() {
+            kill(&mut child);
+        }
+    }
+
+    /// Suspends the server with SIGSTOP: connections stay open but nothing is answered (a
+    /// hung server). Undo with [`thaw`](RedisServer::thaw); dropping also works.
+    ///
+    /// # Panics
+    /// If the server is not running or `kill` fails.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Resumes a server suspended by [`freeze`](RedisServer::freeze) (SIGCONT).
+    ///
+    /// # Panics
+    /// If the server is not running or `kill` fails.
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.pid().expect("the redis-server is not running");
+        let status = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .expect("could not run kill");
+        assert!(status.success(), "kill {signal} {pid} failed: {status}");
+    }
+
+    /// Starts the server again on the same port (killing it first if it runs) and waits
+    /// until it answers `PING`. It starts empty (there is no persistence).
+    ///
+    /// # Panics
+    /// If it does not come up within 10 s (for instance because the port was taken
+    /// meanwhile).
+    pub fn restart(&self) {
+        let mut child = self.lock_child();
+        if let Some(mut old) = child.take() {
+            kill(&mut old);
+        }
+        match spawn_server(self.port, &self.dir.path, &[]) {
+            Ok(new) => *child = Some(new),
+            Err(log) => panic!("redis-server did not restart on port {}:\n{log}", self.port),
+        }
+    }
+
+    fn lock_child(&self) -> std::sync::MutexGuard<'_, Option<Child>> {
+        self.child.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A Redis Cluster of 6 nodes on `127.0.0.1:7000`–`7005` (3 masters with one replica each),
+/// without persistence; the nodes are killed and their directory removed on drop.
+///
+/// The ports are fixed, so only one cluster runs at a time in a process:
+/// [`start`](RedisCluster::start) blocks until the previous one is dropped.
+#[derive(Debug)]
+pub struct RedisCluster {
+    children: Vec<Child>,
+    dir: TempDir,
+    _lease: ClusterLease,
+}
+
+impl RedisCluster {
+    /// Starts the 6 nodes, joins them with `redis-cli --cluster create ... --cluster-replicas
+    /// 1`, and waits for `cluster_state:ok` on every node (typically 2–3 s in all).
+    ///
+    /// # Panics
+    /// If `redis-server` or `redis-cli` is not on `PATH`; if one of the ports 7000–7005 or
+    /// 17000–17005 is taken (a stale server from an earlier crashed run: the message names
+    /// the port); or if the cluster is not up within 30 s.
+    pub fn start() -> RedisCluster {
+        require("redis-server", "redis-server");
+        require("redis-cli", "redis-tools");
+        let lease = ClusterLease::acquire();
+        for port in CLUSTER_PORTS.iter().flat_map(|&p| [p, p + 10_000]) {
+            if !port_is_free(port) {
+                panic!(
+                    "RedisCluster needs port {port}, which is taken (a redis-server left by an \
+                     earlier crashed test run?). Find it with `ss -ltnp 'sport = :{port}'` and \
+                     stop it, e.g. `redis-cli -p {} shutdown nosave`.",
+                    if port >= 17_000 { port - 10_000 } else { port }
+                );
+            }
+        }
+        let dir = TempDir::new("cluster");
+        let mut cluster = RedisCluster {
+            children: Vec::new(),
+            dir,
+            _lease: lease,
+        };
+        for port in CLUSTER_PORTS {
+            let conf = format!("nodes-{port}.conf");
+            let extra = [
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                &conf,
+                "--cluster-node-timeout",
+                "5000",
+            ];
+            match spawn_server(port, &cluster.dir.path, &extra) {
+                Ok(child) => cluster.children.push(child),
+                Err(log) => panic!("cluster node on port {port} did not start:\n{log}"),
+            }
+        }
+        let mut create = Command::new("redis-cli");
+        create.arg("--cluster").arg("create");
+        create.args(CLUSTER_PORTS.iter().map(|p| format!("127.0.0.1:{p}")));
+        create.args(["--cluster-replicas", "1", "--cluster-yes"]);
+        let out = create
+            .stdin(Stdio::null())
+            .output()
+            .expect("could not run redis-cli");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let deadline = Instant::now() + CLUSTER_OK_TIMEOUT;
+        for port in CLUSTER_PORTS {
+            let ok = poll_until(deadline, || {
+                command(port, &["CLUSTER", "INFO"])
+                    .is_ok_and(|info| info.contains("cluster_state:ok"))
+            });
+            assert!(
+                ok,
+                "cluster node {port} did not reach cluster_state:ok within {CLUSTER_OK_TIMEOUT:?}"
+            );
+        }
+        cluster
+    }
+
+    /// The nodes' URLs, `redis://127.0.0.1:7000` to `redis://127.0.0.1:7005`.
+    pub fn nodes(&self) -> Vec<String> {
+        CLUSTER_PORTS
+            .iter()
+            .map(|p| format!("redis://127.0.0.1:{p}"))
+            .collect()
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            kill(child);
+        }
+        // Then `dir` is removed and `_lease` released.
+    }
+}
+
+/// Permission to use the cluster ports, one holder at a time in this process.
+#[derive(Debug)]
+struct ClusterLease;
+
+/// Whether a [`ClusterLease`] is held, and its waiters.
+static CLUSTER_BUSY: (Mutex<bool>, Condvar) = (Mutex::new(false), Condvar::new());
+
+impl ClusterLease {
+    fn acquire() -> ClusterLease {
+        let (busy, freed) = &CLUSTER_BUSY;
+        let mut busy = busy.lock().unwrap_or_else(PoisonError::into_inner);
+        while *busy {
+            busy = freed.wait(busy).unwrap_or_else(PoisonError::into_inner);
+        }
+        *busy = true;
+        ClusterLease
+    }
+}
+
+impl Drop for ClusterLease {
+    fn drop(&mut self) {
+        let (busy, freed) = &CLUSTER_BUSY;
+        *busy.lock().unwrap_or_else(PoisonError::into_inner) = false;
+        freed.notify_one();
+    }
+}
+
+/// A directory removed (with its contents) on drop.
+#[derive(Debug)]
+struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    fn new(what: &str) -> TempDir {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!(
+            "layercache-redis-{what}-{}-{n}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path)
+            .unwrap_or_else(|e| panic!("could not create {}: {e}", path.display()));
+        TempDir { path }
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Panics unless `binary` runs (`binary --version`).
+fn require(binary: &str, debian_package: &str) {
+    if let Err(e) = Command::new(binary)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+    {
+        panic!(
+            "`{binary}` could not be run ({e}): the layercache-redis test utilities need it on \
+             PATH (Debian/Ubuntu: `apt-get install {debian_package}`)"
+        );
+    }
+}
+
+/// Spawns `redis-server` on `port` with its files and log in `dir`, and waits until it
+/// answers `PING`. On failure the process is killed and its log returned.
+fn spawn_server(port: u16, dir: &Path, extra: &[&str]) -> Result<Child, String> {
+    let log = dir.join(format!("redis-{port}.log"));
+    let _ = std::fs::remove_file(&log);
+    // Start-up errors (a bad option...) go to stderr, before the log file is opened.
+    let stderr_path = dir.join(format!("redis-{port}.stderr"));
+    let stderr = std::fs::File::create(&stderr_path)
+        .map_err(|e| format!("could not create {}: {e}", stderr_path.display()))?;
+    let mut child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+        .arg("--dir")
+        .arg(dir)
+        .arg("--logfile")
+        .arg(&log)
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .map_err(|e| format!("could not spawn redis-server: {e}"))?;
+    let deadline = Instant::now() + START_TIMEOUT;
+    let mut exited = false;
+    let up = poll_until(deadline, || {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            exited = true;
+            return true;
+        }
+        command(port, &["PING"]).is_ok_and(|reply| reply == "PONG")
+    });
+    if up && !exited {
+        return Ok(child);
+    }
+    kill(&mut child);
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    let log = std::fs::read_to_string(&log).unwrap_or_default();
+    Err(format!(
+        "{}{stderr}{log}",
+        if exited {
+            ""
+        } else {
+            "(no PING answer in time)\n"
+        }
+    ))
+}
+
+/// Kills `child` with SIGKILL and reaps it.
+fn kill(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Calls `done` every [`POLL`] until it returns true (then true) or `deadline` passes
+/// (then false).
+fn poll_until(deadline: Instant, mut done: impl FnMut() -> bool) -> bool {
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// A port in `PORT_BASE..PORT_BASE + PORT_SPAN` that nothing listens on; successive calls
+/// in a process probe successive ports, from an offset that depends on the process id.
+fn free_port() -> u16 {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let offset = std::process::id().wrapping_mul(7919) % PORT_SPAN;
+    for _ in 0..PORT_SPAN {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = u16::try_from(PORT_BASE + (offset + n) % PORT_SPAN).expect("port fits u16");
+        if port_is_free(port) {
+            return port;
+        }
+    }
+    panic!("no free port in {PORT_BASE}..{}", PORT_BASE + PORT_SPAN);
+}
+
+/// Whether `127.0.0.1:port` can be listened on.
+fn port_is_free(port: u16) -> bool {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok()
+}
+
+/// Sends one command to `127.0.0.1:port` over a fresh connection and returns the reply if
+/// it is a simple or bulk string (an error reply is an `Err`).
+fn command(port: u16, args: &[&str]) -> io::Result<String> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(2)))?;
+    let mut request = format!("*{}\r\n", args.len());
+    for arg in args {
+        request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+    }
+    stream.write_all(request.as_bytes())?;
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let line = line.trim_end();
+    let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_owned());
+    match line.split_at_checked(1) {
+        Some(("+", simple)) => Ok(simple.to_owned()),
+        Some(("-", error)) => Err(bad(error)),
+        Some(("$", len)) => {
+            let len: usize = len.parse().map_err(|_| bad(line))?;
+            let mut body = vec![0; len + 2];
+            reader.read_exact(&mut body)?;
+            body.truncate(len);
+            String::from_utf8(body).map_err(|_| bad("reply is not UTF-8"))
+        }
+        _ => Err(bad(line)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_ports_are_outside_the_fixed_ones() {
+        let a = free_port();
+        let b = free_port();
+        assert_ne!(a, b);
+        for port in [a, b] {
+            assert!((20_000..30_000).contains(&port));
+        }
+    }
+
+    #[test]
+    fn temp_dirs_are_removed_on_drop() {
+        let dir = TempDir::new("unit");
+        let path = dir.path.clone();
+        std::fs::write(path.join("f"), b"x").unwrap();
+        drop(dir);
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn command_parses_simple_bulk_and_error_replies() {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let replies: [&[u8]; 3] = [b"+PONG\r\n", b"$5\r\na\r\nbc\r\n", b"-ERR nope\r\n"];
+        let server = std::thread::spawn(move || {
+            for reply in replies {
+                let (mut conn, _) = listener.accept().unwrap();
+                let mut buf = [0; 64];
+                let _ = conn.read(&mut buf).unwrap();
+                conn.write_all(reply).unwrap();
+            }
+        });
+        assert_eq!(command(port, &["PING"]).unwrap(), "PONG");
+        assert_eq!(command(port, &["GET", "k"]).unwrap(), "a\r\nbc");
+        assert_eq!(command(port, &["X"]).unwrap_err().to_string(), "ERR nope");
+        server.join().unwrap();
+    }
+}

@@ -1,0 +1,219 @@
+//! `TieredCache::get_many_or_load`: batch reads and batch loads with per-key coalescing.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures_util::future::{join_all, BoxFuture, FutureExt, Shared};
+use parking_lot::Mutex;
+
+use crate::error::Error;
+use crate::key::{l2_key, CacheKey};
+use crate::options::EntryOptions;
+use crate::tiered::{Found, SharedError, TieredCache, Unfilled};
+
+/// One batch of keys on its way to the batch loader.
+type Batch<'b, K, V> = Shared<BoxFuture<'b, Result<Arc<HashMap<K, V>>, SharedError>>>;
+
+/// The keys registered for the batch that is still open, and that batch.
+struct OpenBatch<'b, K, V> {
+    keys: Vec<K>,
+    batch: Option<Batch<'b, K, V>>,
+}
+
+impl<K, V> TieredCache<K, V>
+where
+    K: CacheKey + Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// The values of `keys`: what L1 has, then what L2 has (one `get_many`), then one call
+    /// of `batch_loader` with all the keys still missing (a second call only for keys this
+    /// call had to wait for and then load itself), whose values are written to both tiers (L2
+    /// with one `set_many`). Keys the loader does not return are absent from the
+    /// result (and not cached).
+    ///
+    /// Per-key coalescing is kept: a key that another caller (of this method or of
+    /// `get_or_load`) is loading at the same moment is not passed to `batch_loader`; this
+    /// call waits for that load instead.
+    ///
+    /// # Errors
+    /// [`Error::Loader`] if `batch_loader` failed (for any key this call needed from it).
+    pub async fn get_many_or_load<F, Fut, E>(
+        &self,
+        keys: Vec<K>,
+        batch_loader: F,
+    ) -> Result<HashMap<K, V>, Error>
+    where
+        F: Fn(Vec<K>) -> Fut + Sync,
+        Fut: Future<Output = Result<HashMap<K, V>, E>> + Send,
+        E: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
+    {
+        let opts = self.inner.defaults;
+        let mut out = HashMap::with_capacity(keys.len());
+        let mut missing = Vec::new();
+        for key in keys {
+            match self.inner.l1.get(&key).await {
+                Some(slot) => {
+                    self.count("layercache_hits_total", "tier", "l1");
+                    if let Some(v) = slot.value {
+                        out.insert(key, v);
+                    }
+                }
+                None => missing.push(key),
+            }
+        }
+        self.l2_batch(&mut missing, &mut out, &opts).await;
+        if missing.is_empty() {
+            return Ok(out);
+        }
+        // The keys this call leads go to the loader in batches. Each key's coalesced load
+        // registers its key in the open batch and awaits it; a batch yields once (so every
+        // load of this call that can register has done so) and then closes, taking its keys.
+        // A load that only becomes the leader later (say, the caller it waited on gave up)
+        // opens a new batch, so every key reaches the loader exactly once.
+        let open = Arc::new(Mutex::new(OpenBatch::<K, V> {
+            keys: Vec::new(),
+            batch: None,
+        }));
+        let loader = &batch_loader;
+        let join = |key: K| {
+            let mut guard = open.lock();
+            guard.keys.push(key);
+            if let Some(batch) = &guard.batch {
+                return batch.clone();
+            }
+            let open = Arc::clone(&open);
+            let batch = async move {
+                tokio::task::yield_now().await;
+                let keys = {
+                    let mut guard = open.lock();
+                    guard.batch = None;
+                    std::mem::take(&mut guard.keys)
+                };
+                let started = Instant::now();
+                let loaded = loader(keys).await;
+                metrics::histogram!("layercache_load_seconds", "cache" => self.inner.name.to_string())
+                    .record(started.elapsed().as_secs_f64());
+                match loaded {
+                    Ok(map) => {
+                        self.count("layercache_loads_total", "outcome", "ok");
+                        self.l2_store_batch(&map, &opts).await;
+                        Ok(Arc::new(map))
+                    }
+                    Err(e) => {
+                        self.count("layercache_loads_total", "outcome", "error");
+                        Err::<_, SharedError>(Arc::from(e.into()))
+                    }
+                }
+            }
+            .boxed()
+            .shared();
+            guard.batch = Some(batch.clone());
+            batch
+        };
+        let loads = missing.into_iter().map(|key| {
+            let join = &join;
+            let fill = {
+                let key = key.clone();
+                async move {
+                    match join(key.clone()).await {
+                        Ok(map) => match map.get(&key) {
+                            Some(v) => {
+                                Ok(self.l1_slot(Some(v.clone()), opts.effective_l1_ttl(), &opts))
+                            }
+                            None => Err(Unfilled::Absent),
+                        },
+                        Err(e) => Err(Unfilled::Failed(e)),
+                    }
+                }
+            };
+            async move { (key.clone(), self.inner.l1.try_get_with(key, fill).await) }
+        });
+        for (key, result) in join_all(loads).await {
+            match result {
+                Ok(slot) => {
+                    if let Some(v) = slot.value {
+                        out.insert(key, v);
+                    }
+                }
+                Err(e) => match &*e {
+                    Unfilled::Failed(e) => return Err(Error::Loader(Arc::clone(e))),
+                    Unfilled::Absent => {}
+                },
+            }
+        }
+        Ok(out)
+    }
+
+    /// Moves the keys L2 has from `missing` to `out` (promoting them into L1).
+    async fn l2_batch(&self, missing: &mut Vec<K>, out: &mut HashMap<K, V>, opts: &EntryOptions) {
+        let Some(l2) = self
+            .inner
+            .l2
+            .as_ref()
+            .filter(|_| opts.reads_l2() && !missing.is_empty())
+        else {
+            return;
+        };
+        let k2s: Vec<Vec<u8>> = missing
+            .iter()
+            .map(|k| l2_key(&self.inner.name, k))
+            .collect();
+        let refs: Vec<&[u8]> = k2s.iter().map(Vec::as_slice).collect();
+        let Ok(found) = l2.call("get_many", |t| t.get_many(&refs)).await else {
+            return;
+        };
+        let mut still = Vec::with_capacity(missing.len());
+        for ((key, k2), bytes) in missing.drain(..).zip(&k2s).zip(found) {
+            let found = match bytes {
+                Some(b) => self.open(k2, &b, opts),
+                None => Found::Miss,
+            };
+            match found {
+                Found::Hit(slot) => {
+                    self.count("layercache_hits_total", "tier", "l2");
+                    if let Some(v) = &slot.value {
+                        out.insert(key.clone(), v.clone());
+                    }
+                    if opts.writes_l1() {
+                        self.inner.l1.insert(key, slot).await;
+                    }
+                }
+                Found::Corrupt => {
+                    let _ = l2.call("delete", |t| t.delete(k2)).await;
+                    still.push(key);
+                }
+                Found::Miss => still.push(key),
+            }
+        }
+        *missing = still;
+    }
+
+    /// Writes a batch loader's values to L2 with one `set_many`.
+    async fn l2_store_batch(&self, map: &HashMap<K, V>, opts: &EntryOptions) {
+        let Some(l2) = self.inner.l2.as_ref().filter(|_| opts.writes_l2()) else {
+            return;
+        };
+        let ttl = opts.effective_ttl();
+        let mut sealed = Vec::with_capacity(map.len());
+        for (key, value) in map {
+            let k2 = l2_key(&self.inner.name, key);
+            if let Ok(Some(bytes)) = self.seal(&k2, Some(value), ttl) {
+                sealed.push((k2, bytes));
+            }
+        }
+        let entries: Vec<(&[u8], &[u8])> = sealed
+            .iter()
+            .map(|(k, v)| (k.as_slice(), v.as_slice()))
+            .collect();
+        if l2
+            .call("set_many", |t| t.set_many(&entries, ttl))
+            .await
+            .is_err()
+        {
+            self.count("layercache_l2_writes_skipped_total", "reason", "l2_error");
+        }
+    }
+}
