@@ -3,11 +3,13 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::future::{join_all, BoxFuture, FutureExt, Shared};
 use parking_lot::Mutex;
+use tokio::sync::Notify;
 
 use crate::error::Error;
 use crate::key::{l2_key, CacheKey};
@@ -69,10 +71,16 @@ where
             return Ok(out);
         }
         // The keys this call leads go to the loader in batches. Each key's coalesced load
-        // registers its key in the open batch and awaits it; a batch yields once (so every
-        // load of this call that can register has done so) and then closes, taking its keys.
-        // A load that only becomes the leader later (say, the caller it waited on gave up)
-        // opens a new batch, so every key reaches the loader exactly once.
+        // registers its key in the open batch and awaits it. The first batch waits until every
+        // load of this call has been polled once (each has then either registered, found its
+        // value, or is waiting on another caller's load), then closes, taking its keys. A
+        // load that only becomes the leader later (the caller it waited on gave up) opens a
+        // new batch, so every key reaches the loader exactly once.
+        let n = missing.len();
+        let started = AtomicUsize::new(0);
+        let gate_open = AtomicBool::new(false);
+        let gate = Notify::new();
+        // Declared after what its batches borrow, so it is dropped first.
         let open = Arc::new(Mutex::new(OpenBatch::<K, V> {
             keys: Vec::new(),
             batch: None,
@@ -85,8 +93,12 @@ where
                 return batch.clone();
             }
             let open = Arc::clone(&open);
+            let (gate, gate_open) = (&gate, &gate_open);
             let batch = async move {
-                tokio::task::yield_now().await;
+                if !gate_open.load(Ordering::SeqCst) {
+                    // `notify_one` leaves a permit if it comes first.
+                    gate.notified().await;
+                }
                 let keys = {
                     let mut guard = open.lock();
                     guard.batch = None;
@@ -129,9 +141,23 @@ where
                     }
                 }
             };
-            async move { (key.clone(), self.inner.l1.try_get_with(key, fill).await) }
+            let started = &started;
+            async move {
+                started.fetch_add(1, Ordering::SeqCst);
+                (key.clone(), self.inner.l1.try_get_with(key, fill).await)
+            }
         });
-        for (key, result) in join_all(loads).await {
+        let mut all = std::pin::pin!(join_all(loads));
+        let results = std::future::poll_fn(|cx| {
+            let r = all.as_mut().poll(cx);
+            if !gate_open.load(Ordering::SeqCst) && started.load(Ordering::SeqCst) == n {
+                gate_open.store(true, Ordering::SeqCst);
+                gate.notify_one();
+            }
+            r
+        })
+        .await;
+        for (key, result) in results {
             match result {
                 Ok(slot) => {
                     if let Some(v) = slot.value {
