@@ -149,8 +149,3 @@ mod tests {
         assert_send_sync::<CacheBuilder<u64, u64>>();
     }
 }
-
-/// The README's Rust examples, compiled and run as doctests.
-#[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
-pub struct ReadmeDoctests;

@@ -55,10 +55,23 @@ pub use key::CacheKey;
 #[cfg(feature = "json")]
 pub use key::Json;
 pub use layercache_memory as memory;
+
+/// The embedded persistent tier (feature `disk`, on by default): [`disk::DiskTier`].
+#[cfg(feature = "disk")]
+pub use layercache_disk as disk;
 pub use layercache_memory::EvictionPolicy;
+/// Redis as a tier, single node or Cluster (feature `redis`, on by default):
+/// [`redis::RedisTier`].
+#[cfg(feature = "redis")]
+pub use layercache_redis as redis;
 pub use layercache_tier::{Tier, TierError, TierFuture};
 pub use options::EntryOptions;
 pub use tiered::{SharedError, TieredCache, TieredCacheBuilder};
+
+/// The README's Rust examples, compiled (and run unless marked `no_run`) as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
 
 #[cfg(test)]
 mod tests {

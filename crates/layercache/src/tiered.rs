@@ -519,13 +519,18 @@ where
     {
         let span = tracing::debug_span!("layercache.load", cache = %self.inner.name);
         let fill_key = key.clone();
-        let fill = async move { self.fill(&fill_key, &opts, loader).await };
+        let filled = std::sync::atomic::AtomicBool::new(false);
+        let fill = async {
+            filled.store(true, std::sync::atomic::Ordering::Relaxed);
+            self.fill(&fill_key, &opts, loader).await
+        };
         let slot = self.inner.l1.try_get_with(key, fill).instrument(span).await;
+        if !filled.load(std::sync::atomic::Ordering::Relaxed) {
+            // Found in L1, or shared from another caller's load of the key.
+            self.count("layercache_hits_total", "tier", "l1");
+        }
         match slot {
-            Ok(slot) => {
-                self.count("layercache_hits_total", "tier", "l1_or_shared");
-                Ok(slot.value)
-            }
+            Ok(slot) => Ok(slot.value),
             Err(e) => match &*e {
                 Unfilled::Failed(e) => Err(Error::Loader(Arc::clone(e))),
                 Unfilled::Absent => Ok(None),
