@@ -65,7 +65,7 @@ pub(crate) fn print_json(results: &[SimResult]) -> Result<()> {
 }
 
 fn capacity_label(c: u64, weighted: bool) -> String {
-    if weighted && c >= 1 << 20 && c % (1 << 20) == 0 {
+    if weighted && c >= 1 << 20 && c.is_multiple_of(1 << 20) {
         format!("{} MiB", c >> 20)
     } else {
         c.to_string()

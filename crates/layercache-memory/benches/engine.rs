@@ -193,7 +193,7 @@ fn work<C: BenchCache>(cache: &C, keys: &[u64], start: usize, n: usize, op: Op) 
             Op::Get => hits += u64::from(cache.lookup(k).is_some()),
             Op::Insert => cache.put(k, k),
             Op::Mixed => {
-                if j % 10 == 0 {
+                if j.is_multiple_of(10) {
                     cache.put(k, k);
                 } else {
                     hits += u64::from(cache.lookup(k).is_some());

@@ -263,30 +263,9 @@ where
         key: K,
         init: impl Future<Output = Option<V>>,
     ) -> Option<V> {
-        let init = async { Ok::<_, NoValue>(init.await) };
-        let mut init = Some(init);
-        let mut step = self.sync.begin_load(&key);
-        loop {
-            match step {
-                Step::Hit(v) => return Some(v),
-                Step::Lead(lead) => {
-                    let started = Instant::now();
-                    let init = init.take().expect("a caller leads at most once");
-                    let result = init.await;
-                    return self
-                        .sync
-                        .complete(key, lead, result, started)
-                        .ok()
-                        .flatten();
-                }
-                Step::Wait(wait) => {
-                    match crate::Cache::<K, V, S>::take::<NoValue>(wait.wait_async().await) {
-                        Some(Ok(v)) => return v,
-                        Some(Err(_)) | None => step = self.sync.join_slot(&key),
-                    }
-                }
-            }
-        }
+        // A `None` travels to the waiters as a shared `NoValue` error, and is not stored.
+        let init = async { init.await.ok_or(NoValue) };
+        self.try_get_with(key, init).await.ok()
     }
 
     /// Atomically reads, modifies and writes the entry of `key`, as

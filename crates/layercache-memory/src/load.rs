@@ -208,23 +208,8 @@ where
     /// As [`get_with`](Self::get_with), but `init` may find nothing: `None` is returned to
     /// this caller and to those waiting on the same load, and nothing is stored.
     pub fn optionally_get_with(&self, key: K, init: impl FnOnce() -> Option<V>) -> Option<V> {
-        let mut init = Some(init);
-        let mut step = self.begin_load(&key);
-        loop {
-            match step {
-                Step::Hit(v) => return Some(v),
-                Step::Lead(lead) => {
-                    let started = Instant::now();
-                    let init = init.take().expect("a caller leads at most once");
-                    let result = Ok::<_, NoValue>(init());
-                    return self.complete(key, lead, result, started).ok().flatten();
-                }
-                Step::Wait(wait) => match Self::take::<NoValue>(wait.wait()) {
-                    Some(Ok(v)) => return v,
-                    Some(Err(_)) | None => step = self.join_slot(&key),
-                },
-            }
-        }
+        // A `None` travels to the waiters as a shared `NoValue` error, and is not stored.
+        self.try_get_with(key, || init().ok_or(NoValue)).ok()
     }
 
     /// Atomically reads, modifies and writes the entry of `key`: `f` sees the current value

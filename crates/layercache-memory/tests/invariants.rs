@@ -34,7 +34,7 @@ fn check_invariants(
     let cache = build(policy, cap, shards, weighted);
     let n = cache.shard_count() as u64;
     prop_assert_eq!(n, shards as u64);
-    let (min_share, max_share) = (cap / n, cap / n + u64::from(cap % n != 0));
+    let (min_share, max_share) = (cap / n, cap / n + u64::from(!cap.is_multiple_of(n)));
     // The last value written to each key that the cache may still hold.
     let mut last: HashMap<K, V> = HashMap::new();
     for (step, op) in ops.iter().enumerate() {
