@@ -1,0 +1,63 @@
+//! Data survives the process: a child writes and exits, the parent reads everything back.
+
+use std::time::Duration;
+
+use layercache_disk::DiskOptions;
+use layercache_tier::Tier;
+
+use crate::{charge, child_role, open, pattern, runtime, spawn_child};
+
+const N: u64 = 500;
+const MAX_BYTES: u64 = 64 << 20;
+
+fn key(i: u64) -> Vec<u8> {
+    format!("restart-{i}").into_bytes()
+}
+
+/// The child: writes N entries (every third with a long TTL, the last ten by one
+/// `set_many`) with the default durability, then exits normally.
+#[test]
+fn restart_child_writer() {
+    let Some((dir, _)) = child_role() else { return };
+    let rt = runtime();
+    let tier = open(dir.as_ref(), DiskOptions::new(MAX_BYTES));
+    rt.block_on(async {
+        for i in 0..N - 10 {
+            let ttl = (i % 3 == 0).then_some(Duration::from_secs(3600));
+            tier.set(&key(i), &pattern(i), ttl).await.unwrap();
+        }
+        let (keys, values): (Vec<_>, Vec<_>) = (N - 10..N).map(|i| (key(i), pattern(i))).unzip();
+        let batch: Vec<(&[u8], &[u8])> = keys
+            .iter()
+            .zip(&values)
+            .map(|(k, v)| (k.as_slice(), v.as_slice()))
+            .collect();
+        tier.set_many(&batch, None).await.unwrap();
+    });
+    println!("wrote {N}");
+}
+
+#[tokio::test]
+async fn entries_written_by_another_process_are_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let child = spawn_child("restart::restart_child_writer", dir.path(), "");
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "the child failed: {:?}", out.status);
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("wrote {N}")));
+
+    let expected: u64 = (0..N).map(|i| charge(&key(i), &pattern(i))).sum();
+    for round in 0..2 {
+        let tier = open(dir.path(), DiskOptions::new(MAX_BYTES));
+        assert_eq!(tier.len(), N, "round {round}");
+        assert_eq!(tier.used_bytes(), expected, "round {round}");
+        for i in 0..N {
+            assert_eq!(
+                tier.get(&key(i)).await.unwrap(),
+                Some(pattern(i)),
+                "entry {i}"
+            );
+        }
+        assert_eq!(tier.corrupt_records(), 0);
+        // Closing in this process and reopening keeps everything too.
+    }
+}
