@@ -373,6 +373,10 @@ impl<K: Hash + Eq, V, T: Stamp> Shard<K, V, T> {
             return;
         };
         t.wheel.advance(now);
+        // Threads read the clock before taking the lock, so the wheel may already be ahead
+        // of this caller's reading: judge by the wheel's time, as `pop_expired` does
+        // (judging by an older `now` would re-queue what the wheel pops, forever).
+        let now = t.wheel.time();
         while let Some(i) = self
             .timers
             .as_deref_mut()

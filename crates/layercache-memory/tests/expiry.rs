@@ -240,3 +240,48 @@ fn expired_entries_leave_before_live_ones_are_evicted() {
         .all(|&(k, _, c)| k < 10 && c == RemovalCause::Expired));
     assert_eq!(cache.entry_count(), 10);
 }
+
+/// A clock the test sets to any value, including an earlier one: what a thread that read
+/// the clock before another thread took the shard lock sees.
+#[derive(Clone, Default)]
+struct Scripted(Arc<std::sync::atomic::AtomicU64>);
+
+impl Clock for Scripted {
+    fn now(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Regression: a writer whose clock reading is older than the timer wheel's time (another
+/// thread advanced it first) must not loop forever re-queuing what the wheel pops.
+#[test]
+fn a_stale_clock_reading_neither_hangs_nor_resurrects() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let clock = Scripted::default();
+        let secs = |s: u64| s * 1_000_000_000;
+        let cache: Cache<u64, u64> = Cache::builder()
+            .shards(1)
+            .time_to_live(Duration::from_secs(20))
+            .clock(clock.clone())
+            .build();
+        clock
+            .0
+            .store(secs(150), std::sync::atomic::Ordering::SeqCst);
+        cache.insert(1, 1); // the wheel is now at 150 s
+        clock
+            .0
+            .store(secs(100), std::sync::atomic::Ordering::SeqCst);
+        cache.insert(2, 2); // deadline 120 s: already due on the wheel
+        cache.insert(3, 3); // its cleanup pops key 2
+        let _ = tx.send((cache.contains_key(&2), cache.validate()));
+    });
+    let (has_2, valid) = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the cleanup hung");
+    assert!(
+        !has_2,
+        "key 2's deadline (120 s) passed on the wheel's clock"
+    );
+    valid.unwrap();
+}

@@ -302,6 +302,12 @@ impl TimerWheel {
         }
     }
 
+    /// The wheel's time: the latest `now` it was advanced to (another thread's clock
+    /// reading may be ahead of the caller's).
+    pub(crate) fn time(&self) -> u64 {
+        self.time
+    }
+
     /// Takes a node out of the expired queue and returns its index. The node is in no list
     /// but still in the wheel: the caller then removes it from slab and wheel
     /// (`swap_remove`), or reschedules it. Its deadline is `<=` the wheel's time; a queued
