@@ -195,6 +195,11 @@ impl<K, V, S> CacheBuilder<K, V, S> {
                 .unwrap_or_else(|| Arc::new(CoarseClock::new())),
             ttl: self.ttl.map(nanos),
             tti: self.tti.map(nanos),
+            reads_matter: self.tti.is_some()
+                || self
+                    .expiry
+                    .as_ref()
+                    .is_some_and(|e| e.reads_change_deadlines()),
             expiry: self.expiry.take(),
         })
     }

@@ -58,7 +58,7 @@ where
         for key in keys {
             match self.inner.l1.get(&key).await {
                 Some(slot) => {
-                    self.count("layercache_hits_total", "tier", "l1");
+                    self.inner.meters.hit_l1.increment(1);
                     if let Some(v) = slot.value {
                         out.insert(key, v);
                     }
@@ -106,16 +106,18 @@ where
                 };
                 let started = Instant::now();
                 let loaded = loader(keys).await;
-                metrics::histogram!("layercache_load_seconds", "cache" => self.inner.name.to_string())
+                self.inner
+                    .meters
+                    .load_seconds
                     .record(started.elapsed().as_secs_f64());
                 match loaded {
                     Ok(map) => {
-                        self.count("layercache_loads_total", "outcome", "ok");
+                        self.inner.meters.load_ok.increment(1);
                         self.l2_store_batch(&map, &opts).await;
                         Ok(Arc::new(map))
                     }
                     Err(e) => {
-                        self.count("layercache_loads_total", "outcome", "error");
+                        self.inner.meters.load_error.increment(1);
                         Err::<_, SharedError>(Arc::from(e.into()))
                     }
                 }
@@ -199,7 +201,7 @@ where
             };
             match found {
                 Found::Hit(slot) => {
-                    self.count("layercache_hits_total", "tier", "l2");
+                    self.inner.meters.hit_l2.increment(1);
                     if let Some(v) = &slot.value {
                         out.insert(key.clone(), v.clone());
                     }
@@ -239,7 +241,7 @@ where
             .await
             .is_err()
         {
-            self.count("layercache_l2_writes_skipped_total", "reason", "l2_error");
+            self.inner.meters.skipped_l2_error.increment(1);
         }
     }
 }

@@ -41,6 +41,7 @@ mod codec;
 pub mod envelope;
 mod error;
 mod key;
+mod meters;
 mod options;
 mod tiered;
 

@@ -16,6 +16,7 @@ use crate::codec::{Codec, Postcard};
 use crate::envelope;
 use crate::error::Error;
 use crate::key::{l2_key, CacheKey};
+use crate::meters::Meters;
 use crate::options::EntryOptions;
 
 /// A boxed error from a loader, shared by every caller of one load.
@@ -37,6 +38,9 @@ impl<K, V> Expiry<K, Slot<V>> for SlotExpiry {
     }
     fn expire_after_update(&self, _: &K, slot: &Slot<V>, _: Option<Duration>) -> Option<Duration> {
         slot.ttl
+    }
+    fn reads_change_deadlines(&self) -> bool {
+        false
     }
 }
 
@@ -101,6 +105,7 @@ pub(crate) struct Inner<K, V> {
     pub(crate) l2: Option<Guarded>,
     codec: Box<dyn Codec<V>>,
     pub(crate) defaults: EntryOptions,
+    pub(crate) meters: Meters,
     max_payload: usize,
     compress_above: usize,
 }
@@ -209,6 +214,7 @@ impl<K, V> TieredCacheBuilder<K, V> {
             .build_async();
         TieredCache {
             inner: Arc::new(Inner {
+                meters: Meters::new(&name),
                 l2: self
                     .l2
                     .map(|t| Guarded::new(t, self.breaker, Arc::clone(&name))),
@@ -332,7 +338,7 @@ where
             .as_ref()
             .is_some_and(|p| p.len() > self.inner.max_payload)
         {
-            self.count("layercache_l2_writes_skipped_total", "reason", "oversized");
+            self.inner.meters.skipped_oversized.increment(1);
             return Ok(None);
         }
         Ok(Some(envelope::encode(
@@ -363,7 +369,7 @@ where
             .instrument(span)
             .await
             .map_err(|e| {
-                self.count("layercache_l2_writes_skipped_total", "reason", "l2_error");
+                self.inner.meters.skipped_l2_error.increment(1);
                 Error::Tier(e)
             })
     }
@@ -394,20 +400,20 @@ where
         let opts = self.inner.defaults;
         if opts.reads_l1() {
             if let Some(slot) = self.inner.l1.get(key).await {
-                self.count("layercache_hits_total", "tier", "l1");
+                self.inner.meters.hit_l1.increment(1);
                 return Ok(slot.value);
             }
         }
         let k2 = l2_key(&self.inner.name, key);
         if let Some(slot) = self.l2_lookup(&k2, &opts).await {
-            self.count("layercache_hits_total", "tier", "l2");
+            self.inner.meters.hit_l2.increment(1);
             let value = slot.value.clone();
             if opts.writes_l1() {
                 self.inner.l1.insert(key.clone(), slot).await;
             }
             return Ok(value);
         }
-        self.count("layercache_misses_total", "tier", "all");
+        self.inner.meters.miss.increment(1);
         Ok(None)
     }
 
@@ -471,17 +477,19 @@ where
     {
         let k2 = l2_key(&self.inner.name, key);
         if let Some(slot) = self.l2_lookup(&k2, opts).await {
-            self.count("layercache_hits_total", "tier", "l2");
+            self.inner.meters.hit_l2.increment(1);
             return Ok(self.l1_slot(slot.value, slot.ttl, opts));
         }
-        self.count("layercache_misses_total", "tier", "all");
+        self.inner.meters.miss.increment(1);
         let started = Instant::now();
         let loaded = loader().await;
-        metrics::histogram!("layercache_load_seconds", "cache" => self.inner.name.to_string())
+        self.inner
+            .meters
+            .load_seconds
             .record(started.elapsed().as_secs_f64());
         match loaded {
             Ok(Some(v)) => {
-                self.count("layercache_loads_total", "outcome", "ok");
+                self.inner.meters.load_ok.increment(1);
                 if let Err(e) = self
                     .l2_write(&k2, Some(&v), opts.effective_ttl(), opts)
                     .await
@@ -491,7 +499,7 @@ where
                 Ok(self.l1_slot(Some(v), opts.effective_l1_ttl(), opts))
             }
             Ok(None) => {
-                self.count("layercache_loads_total", "outcome", "absent");
+                self.inner.meters.load_absent.increment(1);
                 let ttl = opts.effective_negative_ttl();
                 if ttl.is_some() {
                     let _ = self.l2_write(&k2, None, ttl, opts).await;
@@ -499,7 +507,7 @@ where
                 Ok(self.l1_slot(None, Some(ttl.unwrap_or(Duration::ZERO)), opts))
             }
             Err(e) => {
-                self.count("layercache_loads_total", "outcome", "error");
+                self.inner.meters.load_error.increment(1);
                 Err(Unfilled::Failed(Arc::from(e.into())))
             }
         }
@@ -527,7 +535,7 @@ where
         let slot = self.inner.l1.try_get_with(key, fill).instrument(span).await;
         if !filled.load(std::sync::atomic::Ordering::Relaxed) {
             // Found in L1, or shared from another caller's load of the key.
-            self.count("layercache_hits_total", "tier", "l1");
+            self.inner.meters.hit_l1.increment(1);
         }
         match slot {
             Ok(slot) => Ok(slot.value),

@@ -75,6 +75,14 @@ pub trait Expiry<K, V>: Send + Sync {
         remaining
     }
 
+    /// Whether [`expire_after_read`](Self::expire_after_read) can change a deadline.
+    /// Default: `true`. Return `false` when it keeps the default (reads change nothing): then
+    /// a hit on an entry without a deadline reads no clock at all, and no hit calls
+    /// `expire_after_read`.
+    fn reads_change_deadlines(&self) -> bool {
+        true
+    }
+
     /// After `value` replaced a live entry's value. `remaining` is as for
     /// [`expire_after_read`](Self::expire_after_read). Default: `remaining`.
     fn expire_after_update(
@@ -96,6 +104,8 @@ pub(crate) struct Expiration<K, V> {
     /// Time to idle, nanoseconds.
     pub(crate) tti: Option<u64>,
     pub(crate) expiry: Option<Box<dyn Expiry<K, V>>>,
+    /// Time to idle is set, or the `Expiry` changes deadlines on reads.
+    pub(crate) reads_matter: bool,
 }
 
 /// An entry's deadlines (nanoseconds on the clock; [`NEVER`] for none).
@@ -131,7 +141,7 @@ impl<K, V> Expiration<K, V> {
     /// Whether a read changes the deadline (time to idle or an `Expiry`).
     #[inline]
     pub(crate) fn reads_matter(&self) -> bool {
-        self.tti.is_some() || self.expiry.is_some()
+        self.reads_matter
     }
 
     fn combine(&self, now: u64, write: u64, custom: u64) -> Deadlines {
@@ -166,13 +176,15 @@ impl<K, V> Expiration<K, V> {
     /// The deadlines after a read of a live entry (meaningful when
     /// [`reads_matter`](Self::reads_matter)).
     pub(crate) fn on_read(&self, key: &K, value: &V, now: u64, old: Deadlines) -> Deadlines {
-        let custom = self.expiry.as_ref().map_or(NEVER, |e| {
-            after(
+        let custom = match &self.expiry {
+            Some(e) if e.reads_change_deadlines() => after(
                 now,
                 e.expire_after_read(key, value, remaining(now, old.custom))
                     .map(nanos),
-            )
-        });
+            ),
+            Some(_) => old.custom,
+            None => NEVER,
+        };
         self.combine(now, old.write, custom)
     }
 }
@@ -193,6 +205,7 @@ mod tests {
             clock: Arc::new(ManualClock::new()),
             ttl,
             tti,
+            reads_matter: tti.is_some() || custom.is_some(),
             expiry: custom.map(|c| Box::new(Fixed(c)) as Box<dyn Expiry<u32, u32>>),
         }
     }
