@@ -1,6 +1,6 @@
 //! Model checks of the engine's core paths on one key with
 //! [shuttle](https://github.com/awslabs/shuttle): insert vs remove vs expiry vs load, loads
-//! vs loads, computes vs computes. Each test explores at least 1,000 random schedules of the
+//! vs loads, computes vs computes. Each test explores 10,000 random schedules of the
 //! real engine (its locks are shuttle's under `--cfg shuttle`, see `src/sync.rs`) and runs
 //! the invariant checker after each.
 //!
@@ -18,7 +18,7 @@ use layercache_memory::{Cache, ManualClock, Op, RemovalCause};
 use shuttle::thread;
 
 /// Schedules explored per test.
-const SCHEDULES: usize = 1_500;
+const SCHEDULES: usize = 10_000;
 
 /// Counts of removals reported to the listener, by cause.
 #[derive(Default)]
