@@ -56,7 +56,12 @@ where
         let mut out = HashMap::with_capacity(keys.len());
         let mut missing = Vec::new();
         for key in keys {
-            match self.inner.l1.get(&key).await {
+            let found = if opts.reads_l1() {
+                self.inner.l1.get(&key).await
+            } else {
+                None
+            };
+            match found {
                 Some(slot) => {
                     self.inner.meters.hit_l1.increment(1);
                     if let Some(v) = slot.value {
