@@ -149,15 +149,12 @@ struct Timers {
 }
 
 impl Timers {
-    fn deadlines(&self, i: u32) -> Deadlines {
-        Deadlines {
-            at: self.wheel.deadline(i),
-            write: self.wheel.cap(i),
-            custom: if self.track_custom {
-                self.custom[i as usize].load(Ordering::Relaxed)
-            } else {
-                NEVER
-            },
+    /// Entry `i`'s `Expiry` deadline ([`NEVER`] without an `Expiry`).
+    fn custom(&self, i: u32) -> u64 {
+        if self.track_custom {
+            self.custom[i as usize].load(Ordering::Relaxed)
+        } else {
+            NEVER
         }
     }
 
@@ -313,11 +310,7 @@ impl<K: Hash + Eq, V, T: Stamp> Shard<K, V, T> {
                         } else {
                             NEVER
                         },
-                        custom: if t.track_custom {
-                            t.custom[i as usize].load(Ordering::Relaxed)
-                        } else {
-                            NEVER
-                        },
+                        custom: t.custom(i),
                     };
                     let d = exp.on_read(&e.key, &e.value, now, old);
                     if d.at != old.at {
@@ -471,7 +464,7 @@ impl<K: Hash + Eq, V, T: Stamp> Shard<K, V, T> {
                 removed.push(old.key, old.value, RemovalCause::Expired);
             } else {
                 if let (Some((exp, t)), Some(timers)) = (now, self.timers.as_deref()) {
-                    updated = Some(exp.on_update(&key, &value, t, timers.deadlines(i).custom));
+                    updated = Some(exp.on_update(&key, &value, t, timers.custom(i)));
                 }
                 let old_weight = self.entries[i as usize].link.weight;
                 if fits && self.weight - u64::from(old_weight) + u64::from(weight) <= self.capacity

@@ -31,18 +31,16 @@
 //!   lower; a distance wrapping around the level, as level 3's up to 16 ticks over 4 buckets,
 //!   only fires it earlier. A level-0 node fires at the latest with the first advance past
 //!   its deadline's tick, and is then due.)
-//! - Both hold for deadlines changed through `&self` by
-//!   [`set_deadline`](TimerWheel::set_deadline), from the next call taking `&mut self`.
 //! - `push`, `reschedule` and `swap_remove` are O(1); `advance` is amortized O(buckets fired
 //!   + nodes moved): a node moves a bounded number of times (about twice per level).
 //!
 //! One 24-byte node per slab index, in a `Vec` mirroring the slab (same indices, same
 //! `swap_remove`): two `u32` links of an intrusive circular doubly linked list, the deadline
-//! (an `AtomicU64`, so readers can change it) and `cap`, 64 bits the shard keeps there. Link
+//! and `cap`, 64 bits the shard keeps there. The wheel changes only under the shard's write
+//! lock: a read that extends an entry's deadline changes the copy inline in the entry, and
+//! the shard re-files the node with `reschedule` when it next holds the write lock. Link
 //! values `>= 2^31` name the sentinels of the 166 lists (buckets, expired queue), `u32::MAX`
 //! marks a node in no list and `u32::MAX - 1` one handed out by `pop_expired`.
-
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 /// The wheel's resolution, 2^30 ns ≈ 1.07 s: the span of a level-0 bucket and the most a
 /// node is popped late.
@@ -70,8 +68,6 @@ const MAX_NODES: usize = 1 << 31;
 const UNLINKED: u32 = u32::MAX;
 /// Link value of a node returned by `pop_expired` and not yet removed or rescheduled.
 const POPPED: u32 = u32::MAX - 1;
-/// Capacity of the ring of nodes that `set_deadline` left needing to be re-filed.
-const PENDING: usize = 64;
 
 const _: () = assert!(std::mem::size_of::<Node>() == 24 && LEVELS == 5);
 const _: () = assert!(FIRST[4] == FIRST[3] + BUCKETS[3] && EXPIRED == FIRST[4] + BUCKETS[4]);
@@ -135,7 +131,7 @@ struct Node {
     /// Neighbours in the node's list ([`Links::UNLINKED`] in none).
     links: Links,
     /// Nanoseconds on the cache's clock; [`NEVER`] for no deadline.
-    deadline: AtomicU64,
+    deadline: u64,
     /// The shard's data, kept with the node.
     cap: u64,
 }
@@ -143,8 +139,8 @@ struct Node {
 /// A hierarchical timer wheel with one node per slab index of a shard (see the
 /// [module docs](self)).
 ///
-/// Methods taking `&mut self` run under the shard's write lock; `set_deadline`, `deadline`
-/// and `cap` may also run under its shared lock, concurrently.
+/// Methods taking `&mut self` run under the shard's write lock; `deadline` and `cap` may
+/// also run under its shared lock, concurrently.
 pub(crate) struct TimerWheel {
     /// One node per slab index.
     nodes: Vec<Node>,
@@ -154,10 +150,6 @@ pub(crate) struct TimerWheel {
     time: u64,
     /// Nodes in any list.
     linked: usize,
-    /// Slots taken in `pending`; more than [`PENDING`] means some indices were not noted.
-    pending_len: AtomicUsize,
-    /// Indices whose deadline `set_deadline` moved earlier or gave to a node in no list.
-    pending: [AtomicU32; PENDING],
     /// For the tests' cost checks: buckets fired (empty ones too) and nodes they held.
     #[cfg(test)]
     stats: (usize, usize),
@@ -171,8 +163,6 @@ impl TimerWheel {
             heads: std::array::from_fn(Links::empty),
             time: now,
             linked: 0,
-            pending_len: AtomicUsize::new(0),
-            pending: std::array::from_fn(|_| AtomicU32::new(0)),
             #[cfg(test)]
             stats: (0, 0),
         }
@@ -189,12 +179,11 @@ impl TimerWheel {
     /// time, or in no list if it is [`NEVER`]. O(1). A wheel holds fewer than 2^31 nodes
     /// (past that, a node is kept but never expires).
     pub(crate) fn push(&mut self, deadline: u64, cap: u64) {
-        self.catch_up();
         let i = self.nodes.len();
         debug_assert!(i < MAX_NODES, "a timer wheel holds fewer than 2^31 nodes");
         self.nodes.push(Node {
             links: Links::UNLINKED,
-            deadline: AtomicU64::new(deadline),
+            deadline,
             cap,
         });
         if i < MAX_NODES {
@@ -206,10 +195,9 @@ impl TimerWheel {
     /// does, from whatever state it is in: filed, in the expired queue, popped, or in no
     /// list. O(1).
     pub(crate) fn reschedule(&mut self, i: u32, deadline: u64, cap: u64) {
-        self.catch_up();
         if self.node(i).is_some() {
             let node = &mut self.nodes[i as usize];
-            (*node.deadline.get_mut(), node.cap) = (deadline, cap);
+            (node.deadline, node.cap) = (deadline, cap);
             self.refile(i);
         }
     }
@@ -217,7 +205,7 @@ impl TimerWheel {
     /// Node `i`'s deadline ([`NEVER`] for an index out of range).
     #[inline]
     pub(crate) fn deadline(&self, i: u32) -> u64 {
-        self.node(i).map_or(NEVER, |n| n.deadline.load(Relaxed))
+        self.node(i).map_or(NEVER, |n| n.deadline)
     }
 
     /// Node `i`'s `cap` (0 for an index out of range).
@@ -226,42 +214,9 @@ impl TimerWheel {
         self.node(i).map_or(0, |n| n.cap)
     }
 
-    /// Sets node `i`'s deadline through `&self`, as a reader holding the shard's *shared*
-    /// lock does on access (time to idle, `Expiry::expire_after_read`).
-    ///
-    /// A later deadline costs a load and a store: the node is not moved; when its bucket
-    /// fires (or `pop_expired` meets it in the expired queue) the wheel sees the new
-    /// deadline and re-files it. An earlier deadline, or a finite one for a node in no list,
-    /// needs the node re-filed: its index is noted in a small lock-free ring that the next
-    /// call taking `&mut self` drains (when more than 64 come between two such calls, that
-    /// call re-files every node instead, O(n)). So the wheel's guarantees hold for any
-    /// deadline set here, counted from that next call. Racing calls on one node leave one of
-    /// their values, and the node is noted whenever the value left is earlier than the one
-    /// it was filed by.
-    ///
-    /// The cache itself keeps read-extended deadlines inline in its entries and re-files
-    /// them with [`reschedule`](Self::reschedule) under the write lock, so only the tests
-    /// use this.
-    #[cfg(test)]
-    #[inline]
-    pub(crate) fn set_deadline(&self, i: u32, deadline: u64) {
-        let Some(node) = self.node(i) else {
-            return;
-        };
-        let old = node.deadline.load(Relaxed);
-        node.deadline.store(deadline, Relaxed);
-        if deadline < old || (deadline != NEVER && !node.links.is_linked()) {
-            let k = self.pending_len.fetch_add(1, Relaxed);
-            if let Some(slot) = self.pending.get(k) {
-                slot.store(i, Relaxed);
-            }
-        }
-    }
-
     /// Removes node `i` as `Vec::swap_remove` does: node `i` leaves its list, the last node
     /// moves to index `i` keeping its list and place, and its neighbours are repointed. O(1).
     pub(crate) fn swap_remove(&mut self, i: u32) {
-        self.catch_up();
         if self.node(i).is_none() {
             return;
         }
@@ -280,7 +235,6 @@ impl TimerWheel {
     /// after the wheel's time moves nothing (time never goes back). Amortized O(buckets
     /// fired + nodes moved); each bucket fires at most once, however far `now` is.
     pub(crate) fn advance(&mut self, now: u64) {
-        self.catch_up();
         let prev = self.time;
         if now <= prev {
             return;
@@ -310,24 +264,20 @@ impl TimerWheel {
 
     /// Takes a node out of the expired queue and returns its index. The node is in no list
     /// but still in the wheel: the caller then removes it from slab and wheel
-    /// (`swap_remove`), or reschedules it. Its deadline is `<=` the wheel's time; a queued
-    /// node whose deadline was extended meanwhile is re-filed instead of returned.
+    /// (`swap_remove`), or reschedules it. Its deadline is `<=` the wheel's time: a node
+    /// enters the queue only when due, the time only grows, and a deadline only changes
+    /// through `reschedule`, which re-files the node.
     pub(crate) fn pop_expired(&mut self) -> Option<u32> {
-        self.catch_up();
-        while self.has_expired() {
-            let i = self.heads[EXPIRED].next;
-            let deadline = *self.nodes[i as usize].deadline.get_mut();
-            if deadline <= self.time && deadline != NEVER {
-                self.unlink(i, Links::POPPED);
-                return Some(i);
-            }
-            self.refile(i);
+        if !self.has_expired() {
+            return None;
         }
-        None
+        let i = self.heads[EXPIRED].next;
+        debug_assert!(self.nodes[i as usize].deadline <= self.time);
+        self.unlink(i, Links::POPPED);
+        Some(i)
     }
 
-    /// Whether the expired queue holds a node (`pop_expired` may still find none due, if
-    /// their deadlines were extended since they were queued).
+    /// Whether the expired queue holds a node.
     #[inline]
     pub(crate) fn has_expired(&self) -> bool {
         self.heads[EXPIRED].next != sentinel(EXPIRED)
@@ -338,15 +288,12 @@ impl TimerWheel {
         self.nodes.clear();
         self.heads = std::array::from_fn(Links::empty);
         self.linked = 0;
-        *self.pending_len.get_mut() = 0;
     }
 
     /// Checks the structure: each node with a finite deadline is in exactly one list (a
-    /// bucket or the expired queue) unless `set_deadline` noted it for re-filing, links are
-    /// mutual, nodes in no list have deadline [`NEVER`], no popped node was left behind, and
-    /// the lists hold as many nodes as the wheel counts. (A node set to `NEVER` through
-    /// `set_deadline` may stay in its list until its bucket fires.) The error says what is
-    /// wrong.
+    /// bucket or the expired queue), links are mutual, nodes in no list have deadline
+    /// [`NEVER`], no popped node was left behind, and the lists hold as many nodes as the
+    /// wheel counts. The error says what is wrong.
     pub(crate) fn validate(&self) -> Result<(), String> {
         let mut seen = vec![usize::MAX; self.nodes.len()];
         let mut total = 0;
@@ -377,13 +324,8 @@ impl TimerWheel {
         if total != self.linked {
             return Err(format!("{total} nodes in lists, {} counted", self.linked));
         }
-        let pending = self.pending_len.load(Relaxed);
-        let noted = |i: usize| {
-            let mut slots = self.pending.iter().take(pending);
-            pending > PENDING || slots.any(|s| s.load(Relaxed) as usize == i)
-        };
         for (i, node) in self.nodes.iter().enumerate() {
-            let (links, deadline) = (node.links, node.deadline.load(Relaxed));
+            let (links, deadline) = (node.links, node.deadline);
             let problem = if links.is_linked() {
                 (seen[i] == usize::MAX).then_some("has links but is in no list")
             } else if links == Links::POPPED {
@@ -391,7 +333,7 @@ impl TimerWheel {
             } else if links != Links::UNLINKED {
                 Some("has broken links")
             } else {
-                let lost = deadline != NEVER && i < MAX_NODES && !noted(i);
+                let lost = deadline != NEVER && i < MAX_NODES;
                 lost.then_some("has a deadline but is in no list")
             };
             if let Some(problem) = problem {
@@ -427,7 +369,7 @@ impl TimerWheel {
 
     /// Files node `i`, which is in no list, by its deadline relative to the wheel's time.
     fn schedule(&mut self, i: u32) {
-        let deadline = *self.nodes[i as usize].deadline.get_mut();
+        let deadline = self.nodes[i as usize].deadline;
         if deadline == NEVER {
             return;
         }
@@ -466,31 +408,6 @@ impl TimerWheel {
                 self.stats.1 += 1;
             }
             at = next;
-        }
-    }
-
-    /// Re-files the nodes that `set_deadline` noted, if any.
-    fn catch_up(&mut self) {
-        if *self.pending_len.get_mut() != 0 {
-            self.refile_noted();
-        }
-    }
-
-    /// Re-files the nodes that `set_deadline` noted (every node if the ring overflowed).
-    #[cold]
-    fn refile_noted(&mut self) {
-        let noted = std::mem::take(self.pending_len.get_mut());
-        let n = self.nodes.len().min(MAX_NODES);
-        let all = noted > PENDING;
-        for k in 0..if all { n } else { noted } {
-            let i = if all {
-                k as u32
-            } else {
-                *self.pending[k].get_mut()
-            };
-            if (i as usize) < n && self.nodes[i as usize].links != Links::POPPED {
-                self.refile(i);
-            }
         }
     }
 }
@@ -601,37 +518,6 @@ mod tests {
     }
 
     #[test]
-    fn set_deadline_through_a_shared_reference() {
-        let mut deadlines = vec![10 * SEC; 200];
-        deadlines.extend([NEVER, 0]);
-        let mut w = wheel(0, &deadlines);
-        std::thread::scope(|s| {
-            let w = &w;
-            s.spawn(move || (0..100).for_each(|i| w.set_deadline(i, 100 * SEC)));
-            // More earlier deadlines than the ring holds: the next &mut call re-files all.
-            s.spawn(move || (100..200).for_each(|i| w.set_deadline(i, 2 * SEC)));
-        });
-        w.set_deadline(200, 3 * SEC); // was NEVER, in no list
-        w.set_deadline(201, 50 * SEC); // extended while queued
-        w.validate().unwrap();
-        assert_eq!(pop_caps(&mut w), []);
-        w.advance(2 * SEC + TICK_NANOS);
-        assert_eq!(pop_caps(&mut w), (100..201).collect::<Vec<_>>());
-        w.advance(50 * SEC);
-        assert_eq!(pop_caps(&mut w), [201]);
-        // A few earlier deadlines go through the ring; NEVER leaves a node filed until it fires.
-        (0..10).for_each(|i| w.set_deadline(i, 60 * SEC + i as u64));
-        w.set_deadline(10, NEVER);
-        assert_eq!(*w.pending_len.get_mut(), 10);
-        w.validate().unwrap();
-        w.advance(61 * SEC + TICK_NANOS);
-        assert_eq!(pop_caps(&mut w).len(), 10);
-        w.advance(200 * SEC);
-        assert_eq!(pop_caps(&mut w).len(), 89);
-        assert_eq!((w.len(), w.linked, w.deadline(0)), (1, 0, NEVER));
-    }
-
-    #[test]
     fn validate_names_what_is_wrong() {
         let broken = |f: fn(&mut TimerWheel)| {
             let mut w = wheel(0, &[1, 2, 3, 4]); // all in bucket 0 of level 0
@@ -686,7 +572,8 @@ mod tests {
                         model[i] = (d, cap);
                     }
                     7..=9 if !model.is_empty() => {
-                        w.set_deadline(i as u32, d);
+                        // A new deadline, the same cap: how the shard re-files a read.
+                        w.reschedule(i as u32, d, w.cap(i as u32));
                         model[i].0 = d;
                     }
                     10 if !model.is_empty() => {
