@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 use crate::error::Error;
 use crate::key::{l2_key, CacheKey};
 use crate::options::EntryOptions;
-use crate::tiered::{Found, SharedError, TieredCache, Unfilled};
+use crate::tiered::{SharedError, TieredCache, Unfilled};
 
 /// One batch of keys on its way to the batch loader.
 type Batch<'b, K, V> = Shared<BoxFuture<'b, Result<Arc<HashMap<K, V>>, SharedError>>>;
@@ -200,25 +200,17 @@ where
         };
         let mut still = Vec::with_capacity(missing.len());
         for ((key, k2), bytes) in missing.drain(..).zip(&k2s).zip(found) {
-            let found = match bytes {
-                Some(b) => self.open(k2, &b, opts),
-                None => Found::Miss,
+            let slot = match bytes {
+                Some(b) => self.settle(l2, k2, &b, opts).await,
+                None => None,
             };
-            match found {
-                Found::Hit(slot) => {
-                    self.inner.meters.hit_l2.increment(1);
-                    if let Some(v) = &slot.value {
-                        out.insert(key.clone(), v.clone());
-                    }
-                    if opts.writes_l1() {
-                        self.inner.l1.insert(key, slot).await;
+            match slot {
+                Some(slot) => {
+                    if let Some(v) = self.promote(key.clone(), slot, opts).await {
+                        out.insert(key, v);
                     }
                 }
-                Found::Corrupt => {
-                    let _ = l2.call("delete", |t| t.delete(k2)).await;
-                    still.push(key);
-                }
-                Found::Miss => still.push(key),
+                None => still.push(key),
             }
         }
         *missing = still;

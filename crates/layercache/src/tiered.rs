@@ -240,7 +240,7 @@ fn ttl_ms(ttl: Option<Duration>) -> Option<u64> {
 }
 
 /// What L2 had for a key.
-pub(crate) enum Found<V> {
+enum Found<V> {
     Hit(Slot<V>),
     Miss,
     /// Bytes that did not decode: deleted.
@@ -263,7 +263,7 @@ where
     }
 
     /// Opens the envelope `bytes` found in L2 under `k2`.
-    pub(crate) fn open(&self, k2: &[u8], bytes: &[u8], opts: &EntryOptions) -> Found<V> {
+    fn open(&self, k2: &[u8], bytes: &[u8], opts: &EntryOptions) -> Found<V> {
         let env = match envelope::decode(k2, bytes, self.inner.max_payload) {
             Ok(env) => env,
             Err(e) => {
@@ -313,7 +313,19 @@ where
             .instrument(span)
             .await
             .ok()??;
-        match self.open(k2, &bytes, opts) {
+        self.settle(l2, k2, &bytes, opts).await
+    }
+
+    /// Opens the envelope `bytes` found in L2 under `k2`: the slot if it is live, `None` if
+    /// it expired or does not decode (then it is deleted).
+    pub(crate) async fn settle(
+        &self,
+        l2: &Guarded,
+        k2: &[u8],
+        bytes: &[u8],
+        opts: &EntryOptions,
+    ) -> Option<Slot<V>> {
+        match self.open(k2, bytes, opts) {
             Found::Hit(slot) => Some(slot),
             Found::Miss => None,
             Found::Corrupt => {
@@ -321,6 +333,16 @@ where
                 None
             }
         }
+    }
+
+    /// Counts an L2 hit and promotes its slot into L1 (if `opts` write L1); the value.
+    pub(crate) async fn promote(&self, key: K, slot: Slot<V>, opts: &EntryOptions) -> Option<V> {
+        self.inner.meters.hit_l2.increment(1);
+        let value = slot.value.clone();
+        if opts.writes_l1() {
+            self.inner.l1.insert(key, slot).await;
+        }
+        value
     }
 
     /// The envelope of `value` (`None`: an absence), or `None` if it should not go to L2.
@@ -406,12 +428,7 @@ where
         }
         let k2 = l2_key(&self.inner.name, key);
         if let Some(slot) = self.l2_lookup(&k2, &opts).await {
-            self.inner.meters.hit_l2.increment(1);
-            let value = slot.value.clone();
-            if opts.writes_l1() {
-                self.inner.l1.insert(key.clone(), slot).await;
-            }
-            return Ok(value);
+            return Ok(self.promote(key.clone(), slot, &opts).await);
         }
         self.inner.meters.miss.increment(1);
         Ok(None)
