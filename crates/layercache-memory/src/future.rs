@@ -108,6 +108,7 @@ where
     /// Its loading methods block the thread while another caller loads the key: do not
     /// call them from async code (a blocked executor thread may be the one that has to
     /// finish the load).
+    #[inline]
     pub fn as_sync(&self) -> &crate::Cache<K, V, S> {
         &self.sync
     }

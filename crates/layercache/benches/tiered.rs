@@ -188,6 +188,9 @@ impl Expiry<u64, Slot> for SlotExpiry {
     fn expire_after_update(&self, _: &u64, slot: &Slot, _: Option<Duration>) -> Option<Duration> {
         slot.ttl
     }
+    fn reads_change_deadlines(&self) -> bool {
+        false
+    }
 }
 
 /// The engine configured as TieredCache's L1, without the TieredCache around it.

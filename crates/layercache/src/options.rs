@@ -97,6 +97,7 @@ impl EntryOptions {
         self.negative_ttl
     }
 
+    #[inline]
     pub(crate) fn reads_l1(&self) -> bool {
         !self.skip_l1_read
     }

@@ -418,14 +418,32 @@ where
     /// # Errors
     /// None today (a sick L2 is a miss); the `Result` leaves room for key encodings that can
     /// fail.
+    #[inline]
     pub async fn get(&self, key: &K) -> Result<Option<V>, Error> {
-        let opts = self.inner.defaults;
-        if opts.reads_l1() {
-            if let Some(slot) = self.inner.l1.get(key).await {
-                self.inner.meters.hit_l1.increment(1);
-                return Ok(slot.value);
-            }
+        // The L1 hit is the hot path: it reads the shard directly (no inner future) and
+        // copies nothing it does not return.
+        if let Some(value) = self.l1_hit(key) {
+            return Ok(value);
         }
+        self.get_below_l1(key).await
+    }
+
+    /// The value (or cached absence) L1 holds for `key`, counted as an L1 hit; `None` on an
+    /// L1 miss or when the default options skip reading L1.
+    #[inline]
+    fn l1_hit(&self, key: &K) -> Option<Option<V>> {
+        let inner = &*self.inner;
+        if !inner.defaults.reads_l1() {
+            return None;
+        }
+        let slot = inner.l1.as_sync().get(key)?;
+        inner.meters.hit_l1.increment(1);
+        Some(slot.value)
+    }
+
+    /// `get` after an L1 miss: L2, promoting what it finds.
+    async fn get_below_l1(&self, key: &K) -> Result<Option<V>, Error> {
+        let opts = self.inner.defaults;
         let k2 = l2_key(&self.inner.name, key);
         if let Some(slot) = self.l2_lookup(&k2, &opts).await {
             return Ok(self.promote(key.clone(), slot, &opts).await);
