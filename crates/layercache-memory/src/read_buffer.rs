@@ -1,13 +1,21 @@
 //! A shard's buffer of hits that readers record under the shared lock.
 //!
 //! A `get` runs under the shard's *read* lock, so it cannot touch the policy. It records the
-//! slab index of its hit here instead (one atomic increment and one store). The reader that
-//! fills the buffer drains it into the policy if it can take the write lock without waiting,
-//! and every writer drains it before changing the shard; so buffered indices are always valid
-//! when applied, and with one thread every hit is applied in order before the next write
-//! (replays stay exact). Under contention the buffer may overflow before a drain; the
-//! overflowing hits are not recorded (the buffer is lossy, as Caffeine's read buffers are):
-//! the policy then sees fewer hits, never wrong ones.
+//! slab index of its hit here instead: one relaxed load and two relaxed stores, with no
+//! read-modify-write. (An atomic increment of the length is a locked instruction, a full
+//! fence on x86 that waits for the lookup's cache misses. On a 1M-entry Zipf(0.99) workload
+//! a FIFO cache's hit took 154–159 ns with it, 118–130 ns with the plain stores, and 95–101
+//! ns without recording at all.) The reader that fills the buffer drains it into the policy if
+//! it can take the write lock without waiting, and every writer drains it before changing the
+//! shard; so buffered indices are always valid when applied, and with one thread every hit is
+//! applied in order before the next write (replays stay exact).
+//!
+//! The buffer is lossy, as Caffeine's read buffers are: two readers racing for the same slot
+//! both write it and one hit is lost, and under contention it may fill before a drain, after
+//! which hits are not recorded. The policy then sees fewer hits, never wrong ones: every slot
+//! below the length was written since the last drain (a reader stores a length only after the
+//! slot below it, and the lock orders a drain against every reader), with the index of an
+//! entry that was live under the read lock, so still live when the write lock drains it.
 
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
@@ -29,18 +37,22 @@ impl ReadBuffer {
 
     /// Records a hit on slab index `i` (the caller holds the shard's read lock). Returns true
     /// when the buffer is full and should be drained.
+    ///
+    /// Not a read-modify-write: a reader racing another for the same slot may overwrite its
+    /// hit, or store a shorter length after a longer one; either loses hits, never records a
+    /// wrong index (see the module docs).
     #[inline]
     pub(crate) fn record(&self, i: u32) -> bool {
-        let pos = self.len.fetch_add(1, Ordering::Relaxed);
+        let pos = self.len.load(Ordering::Relaxed);
         if let Some(slot) = self.slots.get(pos) {
             slot.store(i, Ordering::Relaxed);
+            self.len.store(pos + 1, Ordering::Relaxed);
         }
         pos + 1 >= READ_BATCH
     }
 
     /// Moves the recorded hits, oldest first, into `out`. The caller holds the shard's write
-    /// lock, so every reader that reserved a slot has stored it (the lock orders those stores
-    /// before this load).
+    /// lock, so every reader's stores are ordered before these loads.
     pub(crate) fn take_into(&self, out: &mut Vec<u32>) {
         let n = self.len.swap(0, Ordering::Relaxed).min(READ_BATCH);
         out.extend(self.slots[..n].iter().map(|s| s.load(Ordering::Relaxed)));
@@ -75,5 +87,35 @@ mod tests {
         out.clear();
         b.take_into(&mut out);
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn racing_readers_lose_hits_but_record_no_wrong_index() {
+        // Each thread records its own indices; whatever survives the races must be indices
+        // that some thread recorded, and never more than the buffer holds.
+        let b = ReadBuffer::new();
+        let mut out = Vec::new();
+        for round in 0..200u32 {
+            std::thread::scope(|s| {
+                for t in 0..4u32 {
+                    let b = &b;
+                    s.spawn(move || {
+                        for j in 0..40 {
+                            b.record(1_000_000 * (t + 1) + round * 100 + j);
+                        }
+                    });
+                }
+            });
+            out.clear();
+            b.take_into(&mut out);
+            assert!(out.len() <= READ_BATCH);
+            for &i in &out {
+                let (t, rest) = (i / 1_000_000, i % 1_000_000);
+                assert!(
+                    (1..=4).contains(&t) && rest / 100 == round && rest % 100 < 40,
+                    "{i}"
+                );
+            }
+        }
     }
 }
