@@ -51,16 +51,19 @@ impl ReadBuffer {
         pos + 1 >= READ_BATCH
     }
 
-    /// Moves the recorded hits, oldest first, into `out`. The caller holds the shard's write
-    /// lock, so every reader's stores are ordered before these loads.
-    pub(crate) fn take_into(&self, out: &mut Vec<u32>) {
-        let n = self.len.swap(0, Ordering::Relaxed).min(READ_BATCH);
-        out.extend(self.slots[..n].iter().map(|s| s.load(Ordering::Relaxed)));
+    /// Moves the recorded hits, oldest first, into `out`. It takes `&mut self` (the caller
+    /// holds the shard's write lock), so no reader can be recording, and it uses plain loads
+    /// and stores: every write takes this path, and an atomic `swap` would be a locked
+    /// instruction.
+    pub(crate) fn take_into(&mut self, out: &mut Vec<u32>) {
+        let len = self.len.get_mut();
+        let n = std::mem::take(len).min(READ_BATCH);
+        out.extend(self.slots[..n].iter_mut().map(|s| *s.get_mut()));
     }
 
     /// Forgets the recorded hits (the shard is being cleared; the caller holds the write lock).
-    pub(crate) fn clear(&self) {
-        self.len.store(0, Ordering::Relaxed);
+    pub(crate) fn clear(&mut self) {
+        *self.len.get_mut() = 0;
     }
 }
 
@@ -70,7 +73,7 @@ mod tests {
 
     #[test]
     fn records_in_order_and_reports_full() {
-        let b = ReadBuffer::new();
+        let mut b = ReadBuffer::new();
         for i in 0..READ_BATCH as u32 - 1 {
             assert!(!b.record(i));
         }
@@ -93,7 +96,7 @@ mod tests {
     fn racing_readers_lose_hits_but_record_no_wrong_index() {
         // Each thread records its own indices; whatever survives the races must be indices
         // that some thread recorded, and never more than the buffer holds.
-        let b = ReadBuffer::new();
+        let mut b = ReadBuffer::new();
         let mut out = Vec::new();
         for round in 0..200u32 {
             std::thread::scope(|s| {
