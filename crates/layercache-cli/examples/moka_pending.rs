@@ -1,0 +1,104 @@
+//! How much of moka's hit ratio on the real traces depends on when it runs its maintenance.
+//!
+//! moka 0.12 queues reads and writes and applies them to its policy in batches, later. The
+//! `peers` example (and the traces README) replay moka without ever calling
+//! `run_pending_tasks`, as a user who only calls `get` and `insert` would. This example
+//! replays the same rows both ways — as is, and with `run_pending_tasks()` after every
+//! insert, so that each miss is applied before the next request — and prints the mean hit
+//! ratio (%) of 3 runs of each (moka seeds its hasher randomly).
+//!
+//! ```text
+//! cargo run --release -p layercache-cli --example moka_pending [-- --traces DIR]
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use layercache_trace::{Format, Request};
+
+/// Runs per variant (moka's figures move with its random hasher seed).
+const RUNS: usize = 3;
+
+/// The rows of the traces README's table, except P3's (3.9M requests each, slow for moka).
+const ROWS: &[(&str, &[u64])] = &[
+    ("arc/OLTP.lis.zst", &[250, 500, 1000, 2000]),
+    ("lirs/sprite.trace.gz", &[256, 512, 1024, 2048]),
+    ("lirs/multi2.trace.gz", &[512, 1024, 2048]),
+    ("lirs/loop.trace.gz", &[256, 512, 768, 1024]),
+    ("lirs/gli.trace.gz", &[250, 500, 1000, 1500]),
+    ("cache2k/web07.trace.xz", &[500, 2000, 8000]),
+    (
+        "libcachesim/cloudPhysicsIO.oracleGeneral.bin",
+        &[1000, 5000, 20000],
+    ),
+];
+
+/// moka's hit ratio in % on `requests` (`get`, and `insert` on a miss).
+fn replay(requests: &[Request], capacity: u64, maintain_each_insert: bool) -> f64 {
+    let cache = moka::sync::Cache::<u64, ()>::new(capacity);
+    let mut hits = 0u64;
+    for r in requests {
+        if cache.get(&r.key).is_some() {
+            hits += 1;
+        } else {
+            cache.insert(r.key, ());
+            if maintain_each_insert {
+                cache.run_pending_tasks();
+            }
+        }
+    }
+    100.0 * hits as f64 / requests.len() as f64
+}
+
+fn mean_of_runs(requests: &[Request], capacity: u64, maintain_each_insert: bool) -> f64 {
+    (0..RUNS)
+        .map(|_| replay(requests, capacity, maintain_each_insert))
+        .sum::<f64>()
+        / RUNS as f64
+}
+
+fn load(dir: &Path, file: &str) -> Vec<Request> {
+    let path = dir.join(file);
+    let fallback = if file.starts_with("cache2k/") {
+        Some(Format::Cache2k)
+    } else if file.starts_with("lirs/") {
+        Some(Format::Lirs)
+    } else {
+        None
+    };
+    layercache_trace::read_all(&path, None)
+        .or_else(|e| match fallback {
+            Some(f) => layercache_trace::read_all(&path, Some(f)),
+            None => Err(e),
+        })
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
+fn main() {
+    let mut dir = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/traces"
+    ));
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.as_slice() {
+        [] => {}
+        [flag, value] if flag == "--traces" => dir = PathBuf::from(value),
+        _ => {
+            eprintln!("usage: moka_pending [--traces DIR]");
+            std::process::exit(2);
+        }
+    }
+    println!("| trace | capacity | moka as is | moka, run_pending_tasks after each insert | difference |");
+    println!("|---|---:|---:|---:|---:|");
+    for (file, capacities) in ROWS {
+        let requests = load(&dir, file);
+        let name = file.rsplit('/').next().unwrap_or(file);
+        for &capacity in capacities.iter() {
+            let lazy = mean_of_runs(&requests, capacity, false);
+            let eager = mean_of_runs(&requests, capacity, true);
+            println!(
+                "| {name} | {capacity} | {lazy:.2} | {eager:.2} | {:+.2} |",
+                eager - lazy
+            );
+        }
+    }
+}
