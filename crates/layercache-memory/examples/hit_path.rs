@@ -1,0 +1,78 @@
+//! A `get` hit in layercache against quick_cache, in alternating rounds.
+//!
+//! Both caches hold the same 1,000,000 `u64 → u64` entries (capacity 1M, default policy
+//! and shards) and read along the same pre-generated Zipf(0.99) sequence of 2^20 keys
+//! (every get hits), one thread. Each round times 2 × 2^20 gets of one cache then the other,
+//! alternating which goes first; the example prints the median time per get of each and
+//! the median of the per-round ratios, which is steadier on a noisy machine than two
+//! criterion estimates taken apart (see BENCHMARKS.md §2).
+//!
+//! ```text
+//! cargo run --release -p layercache-memory --example hit_path
+//! ```
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use layercache_memory::Cache;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::Zipf;
+
+/// Keys in both caches (and their capacity).
+const KEYS: u64 = 1_000_000;
+/// Gets per round and cache: passes over the 2^20-key sequence.
+const PASSES: usize = 2;
+/// Alternating rounds.
+const ROUNDS: usize = 15;
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    let mut rng = StdRng::seed_from_u64(7);
+    let zipf = Zipf::new(KEYS, 0.99).expect("valid Zipf parameters");
+    let keys: Vec<u64> = (0..1 << 20).map(|_| rng.sample(zipf) as u64 - 1).collect();
+    let ours: Cache<u64, u64> = Cache::new(KEYS);
+    let theirs: quick_cache::sync::Cache<u64, u64> = quick_cache::sync::Cache::new(KEYS as usize);
+    for k in 0..KEYS {
+        ours.insert(k, k);
+        theirs.insert(k, k);
+    }
+    let gets = (PASSES * keys.len()) as f64;
+    let time = |use_ours: bool| {
+        let started = Instant::now();
+        let mut sum = 0u64;
+        for _ in 0..PASSES {
+            for k in &keys {
+                let v = if use_ours { ours.get(k) } else { theirs.get(k) };
+                sum = sum.wrapping_add(v.unwrap_or(0));
+            }
+        }
+        black_box(sum);
+        started.elapsed().as_nanos() as f64 / gets
+    };
+    let (mut a, mut b, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        let (x, y) = if round % 2 == 0 {
+            let x = time(true);
+            (x, time(false))
+        } else {
+            let y = time(false);
+            (time(true), y)
+        };
+        a.push(x);
+        b.push(y);
+        ratio.push(x / y);
+    }
+    let r = median(&mut ratio);
+    println!(
+        "layercache {:.1} ns/get, quick_cache {:.1} ns/get; time ratio {r:.3} \
+         (layercache's throughput is {:.2}x quick_cache's); median of {ROUNDS} rounds",
+        median(&mut a),
+        median(&mut b),
+        1.0 / r
+    );
+}
