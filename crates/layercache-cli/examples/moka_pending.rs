@@ -11,9 +11,12 @@
 //! cargo run --release -p layercache-cli --example moka_pending [-- --traces DIR]
 //! ```
 
-use std::path::{Path, PathBuf};
+#[path = "common/shared_traces.rs"]
+mod shared_traces;
 
-use layercache_trace::{Format, Request};
+use std::path::PathBuf;
+
+use layercache_trace::Request;
 
 /// Runs per variant (moka's figures move with its random hasher seed).
 const RUNS: usize = 3;
@@ -56,23 +59,6 @@ fn mean_of_runs(requests: &[Request], capacity: u64, maintain_each_insert: bool)
         / RUNS as f64
 }
 
-fn load(dir: &Path, file: &str) -> Vec<Request> {
-    let path = dir.join(file);
-    let fallback = if file.starts_with("cache2k/") {
-        Some(Format::Cache2k)
-    } else if file.starts_with("lirs/") {
-        Some(Format::Lirs)
-    } else {
-        None
-    };
-    layercache_trace::read_all(&path, None)
-        .or_else(|e| match fallback {
-            Some(f) => layercache_trace::read_all(&path, Some(f)),
-            None => Err(e),
-        })
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
-}
-
 fn main() {
     let mut dir = PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -90,7 +76,7 @@ fn main() {
     println!("| trace | capacity | moka as is | moka, run_pending_tasks after each insert | difference |");
     println!("|---|---:|---:|---:|---:|");
     for (file, capacities) in ROWS {
-        let requests = load(&dir, file);
+        let requests = shared_traces::read(&dir, file);
         let name = file.rsplit('/').next().unwrap_or(file);
         for &capacity in capacities.iter() {
             let lazy = mean_of_runs(&requests, capacity, false);

@@ -24,6 +24,8 @@
 
 #[path = "../src/replay.rs"]
 mod replay;
+#[path = "common/shared_traces.rs"]
+mod shared_traces;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -31,7 +33,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use layercache_memory::EvictionPolicy;
-use layercache_trace::{Belady, Format, Request};
+use layercache_trace::{Belady, Request};
 
 /// One row of the README's "Known figures" table (hit ratios in %).
 struct Known {
@@ -278,25 +280,7 @@ struct Trace {
 }
 
 fn load(dir: &Path, file: &'static str) -> Trace {
-    let path = dir.join(file);
-    let requests = layercache_trace::read_all(&path, None)
-        .or_else(|e| {
-            let fallback = if file.starts_with("cache2k/") {
-                Some(Format::Cache2k)
-            } else if file.starts_with("lirs/") {
-                Some(Format::Lirs)
-            } else {
-                None
-            };
-            match fallback {
-                Some(f) => {
-                    eprintln!("note: format detection failed for {file} ({e}); using {f:?}");
-                    layercache_trace::read_all(&path, Some(f))
-                }
-                None => Err(e),
-            }
-        })
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let requests = shared_traces::read(dir, file);
     let belady = Belady::new(&requests);
     Trace {
         file,
