@@ -299,11 +299,8 @@ impl WTinyLfu {
                 self.protected.push_back(n, i);
                 self.demote_protected(n);
             }
-            m => {
-                if m & REFERENCED == 0 {
-                    n.link_mut(i).set_meta(PROTECTED | REFERENCED);
-                }
-            }
+            // Protected and not yet referenced (a referenced one returned above).
+            _ => n.link_mut(i).set_meta(PROTECTED | REFERENCED),
         }
     }
 }
@@ -340,15 +337,16 @@ impl Policy for WTinyLfu {
         let mut acc = 0u32;
         for &i in hits {
             let l = n.link(i);
-            if l.meta() == PROTECTED | REFERENCED {
+            match l.meta() {
                 // Nothing to touch: see `touch`.
-                continue;
-            }
-            // A protected hit only sets a bit: its neighbours are not touched.
-            if l.meta() & 3 != PROTECTED {
-                for j in [l.prev(), l.next()] {
-                    if j != NIL {
-                        acc ^= n.link(j).hash;
+                m if m == PROTECTED | REFERENCED => continue,
+                // A protected hit only sets a bit: its neighbours are not touched.
+                PROTECTED => {}
+                _ => {
+                    for j in [l.prev(), l.next()] {
+                        if j != NIL {
+                            acc ^= n.link(j).hash;
+                        }
                     }
                 }
             }
