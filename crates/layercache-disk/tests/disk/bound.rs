@@ -7,7 +7,7 @@ use layercache_disk::DiskOptions;
 use layercache_tier::Tier;
 use rand::{Rng, SeedableRng};
 
-use crate::{charge, open};
+use crate::{charge, entries, open};
 
 /// The tier's eviction, as a model: entries in write order.
 #[derive(Default)]
@@ -114,12 +114,7 @@ async fn a_record_larger_than_the_bound_is_not_stored_and_drops_the_old_value() 
     // A batch larger than the bound keeps its last entries.
     let values: Vec<Vec<u8>> = (0..4u8).map(|i| vec![i; 30]).collect();
     let keys: Vec<[u8; 1]> = (0..4u8).map(|i| [i]).collect();
-    let batch: Vec<(&[u8], &[u8])> = keys
-        .iter()
-        .zip(&values)
-        .map(|(k, v)| (k.as_slice(), v.as_slice()))
-        .collect();
-    tier.set_many(&batch, None).await.unwrap();
+    tier.set_many(&entries(&keys, &values), None).await.unwrap();
     assert!(tier.used_bytes() <= max);
     let got = tier.get_many(&[&[0], &[1], &[2], &[3]]).await.unwrap();
     assert_eq!(got, vec![None, None, Some(vec![2; 30]), Some(vec![3; 30])]);

@@ -13,6 +13,17 @@ use std::sync::Arc;
 
 use layercache_disk::{DiskOptions, DiskTier};
 
+/// `keys[i]` paired with `values[i]`, borrowed as `Tier::set_many` takes them.
+pub(crate) fn entries<'a, K: AsRef<[u8]>>(
+    keys: &'a [K],
+    values: &'a [Vec<u8>],
+) -> Vec<(&'a [u8], &'a [u8])> {
+    keys.iter()
+        .zip(values)
+        .map(|(k, v)| (k.as_ref(), v.as_slice()))
+        .collect()
+}
+
 /// Set in a child process: the directory the child works in.
 pub(crate) const CHILD_DIR: &str = "LAYERCACHE_DISK_TEST_CHILD_DIR";
 /// Set in a child process: scenario-specific settings.

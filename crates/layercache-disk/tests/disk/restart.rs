@@ -5,7 +5,7 @@ use std::time::Duration;
 use layercache_disk::DiskOptions;
 use layercache_tier::Tier;
 
-use crate::{charge, child_role, open, pattern, runtime, spawn_child};
+use crate::{charge, child_role, entries, open, pattern, runtime, spawn_child};
 
 const N: u64 = 500;
 const MAX_BYTES: u64 = 64 << 20;
@@ -27,12 +27,7 @@ fn restart_child_writer() {
             tier.set(&key(i), &pattern(i), ttl).await.unwrap();
         }
         let (keys, values): (Vec<_>, Vec<_>) = (N - 10..N).map(|i| (key(i), pattern(i))).unzip();
-        let batch: Vec<(&[u8], &[u8])> = keys
-            .iter()
-            .zip(&values)
-            .map(|(k, v)| (k.as_slice(), v.as_slice()))
-            .collect();
-        tier.set_many(&batch, None).await.unwrap();
+        tier.set_many(&entries(&keys, &values), None).await.unwrap();
     });
     println!("wrote {N}");
 }
