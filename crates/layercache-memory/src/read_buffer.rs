@@ -10,6 +10,10 @@
 //! shard; so buffered indices are always valid when applied, and with one thread every hit is
 //! applied in order before the next write (replays stay exact).
 //!
+//! A hit that the policy would not act on (a SIEVE entry already visited, a referenced
+//! entry in W-TinyLFU's protected segment: see `Policy::quiet_hits`) is only counted, in a
+//! second word beside the length: it neither fills the buffer nor costs a drain.
+//!
 //! The buffer is lossy, as Caffeine's read buffers are: two readers racing for the same slot
 //! both write it and one hit is lost, and under contention it may fill before a drain, after
 //! which hits are not recorded. The policy then sees fewer hits, never wrong ones: every slot
@@ -24,6 +28,10 @@ pub(crate) const READ_BATCH: usize = 64;
 
 pub(crate) struct ReadBuffer {
     len: AtomicUsize,
+    /// Hits counted but not recorded: the policy needs only their number (see
+    /// `Policy::quiet_hits`). Lossy like the slots, and wrapping (a lost or wrapped count
+    /// only skews W-TinyLFU's hill-climbing sample).
+    quiet: AtomicUsize,
     slots: [AtomicU32; READ_BATCH],
 }
 
@@ -31,6 +39,7 @@ impl ReadBuffer {
     pub(crate) fn new() -> Self {
         ReadBuffer {
             len: AtomicUsize::new(0),
+            quiet: AtomicUsize::new(0),
             slots: std::array::from_fn(|_| AtomicU32::new(0)),
         }
     }
@@ -51,6 +60,20 @@ impl ReadBuffer {
         pos + 1 >= READ_BATCH
     }
 
+    /// Counts a hit that needs no policy work but its number (the caller holds the shard's
+    /// read lock): a relaxed load and store, as [`ReadBuffer::record`]; racing readers may
+    /// lose counts.
+    #[inline]
+    pub(crate) fn count_quiet(&self) {
+        let q = self.quiet.load(Ordering::Relaxed);
+        self.quiet.store(q.wrapping_add(1), Ordering::Relaxed);
+    }
+
+    /// Takes the number of hits counted by [`ReadBuffer::count_quiet`] since the last call.
+    pub(crate) fn take_quiet(&mut self) -> usize {
+        std::mem::take(self.quiet.get_mut())
+    }
+
     /// Moves the recorded hits, oldest first, into `out`. It takes `&mut self` (the caller
     /// holds the shard's write lock), so no reader can be recording, and it uses plain loads
     /// and stores: every write takes this path, and an atomic `swap` would be a locked
@@ -64,6 +87,7 @@ impl ReadBuffer {
     /// Forgets the recorded hits (the shard is being cleared; the caller holds the write lock).
     pub(crate) fn clear(&mut self) {
         *self.len.get_mut() = 0;
+        *self.quiet.get_mut() = 0;
     }
 }
 
@@ -90,6 +114,23 @@ mod tests {
         out.clear();
         b.take_into(&mut out);
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn quiet_hits_are_counted_apart_and_taken_once() {
+        let mut b = ReadBuffer::new();
+        for _ in 0..1000 {
+            b.count_quiet();
+        }
+        assert!(!b.record(5), "quiet hits do not fill the buffer");
+        assert_eq!(b.take_quiet(), 1000);
+        assert_eq!(b.take_quiet(), 0);
+        let mut out = Vec::new();
+        b.take_into(&mut out);
+        assert_eq!(out, [5]);
+        b.count_quiet();
+        b.clear();
+        assert_eq!(b.take_quiet(), 0);
     }
 
     #[test]

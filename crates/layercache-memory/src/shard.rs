@@ -15,7 +15,7 @@ use hashbrown::HashTable;
 use crate::expiry::{Deadlines, Expiration, TimerWheel, NEVER};
 use crate::listener::RemovalCause;
 use crate::policy::list::{Link, Nodes, MAX_SHARD_ENTRIES, NIL};
-use crate::policy::{AnyPolicy, EvictionPolicy, Policy};
+use crate::policy::{AnyPolicy, EvictionPolicy, Policy, QuietHits};
 use crate::read_buffer::ReadBuffer;
 
 pub(crate) struct Entry<K, V, T> {
@@ -204,6 +204,8 @@ pub(crate) struct Shard<K, V, T> {
     weightless: usize,
     /// Hits recorded by readers under the shared lock (see [`ReadBuffer`]).
     buffer: ReadBuffer,
+    /// The hits readers count instead of recording (the policy's [`Policy::quiet_hits`]).
+    quiet: QuietHits,
     /// Scratch space for applying the buffered hits (see [`Shard::apply_reads`]).
     reads: Vec<u32>,
     /// The most entries the shard can ever hold when every entry weighs 1 (the slab is never
@@ -222,10 +224,12 @@ impl<K: Hash + Eq, V, T: Stamp> Shard<K, V, T> {
         seed: u64,
         expiring: Option<Expiring>,
     ) -> Self {
+        let policy = AnyPolicy::new(kind, capacity, weighted, seed);
         Shard {
             table: HashTable::new(),
             entries: Vec::new(),
-            policy: AnyPolicy::new(kind, capacity, weighted, seed),
+            quiet: policy.quiet_hits(),
+            policy,
             capacity,
             weight: 0,
             weightless: 0,
@@ -337,10 +341,17 @@ impl<K: Hash + Eq, V, T: Stamp> Shard<K, V, T> {
     }
 
     /// Records a hit on slab index `i` found by [`Shard::find_hit`] (the caller holds the
-    /// shared lock). Returns true when the buffer is full and should be applied.
+    /// shared lock), or only counts it if the policy would not act on it
+    /// ([`Policy::quiet_hits`]). Returns true when the buffer is full and should be applied.
     #[inline]
     pub(crate) fn record_hit(&self, i: u32) -> bool {
-        self.buffer.record(i)
+        // The entry's line is in cache already (the lookup compared its key).
+        if self.quiet.contains(self.entries[i as usize].link.meta()) {
+            self.buffer.count_quiet();
+            false
+        } else {
+            self.buffer.record(i)
+        }
     }
 
     /// Looks `key` up without recording an access.
@@ -415,6 +426,10 @@ impl<K: Hash + Eq, V, T: Stamp> Shard<K, V, T> {
     /// each hit were applied at once (only W-TinyLFU's hill climber checks its sample once per
     /// batch), and the recorded indices are always valid.
     pub(crate) fn apply_reads(&mut self) {
+        let quiet = self.buffer.take_quiet();
+        if quiet > 0 {
+            self.policy.on_quiet_hits(quiet as u64);
+        }
         let mut reads = std::mem::take(&mut self.reads);
         self.buffer.take_into(&mut reads);
         if !reads.is_empty() {

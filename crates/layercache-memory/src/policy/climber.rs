@@ -36,6 +36,12 @@ impl HillClimber {
         self.hits += 1;
     }
 
+    /// Counts `count` hits at once.
+    #[inline]
+    pub(crate) fn record_hits(&mut self, count: u64) {
+        self.hits += count;
+    }
+
     #[inline]
     pub(crate) fn record_miss(&mut self) {
         self.misses += 1;

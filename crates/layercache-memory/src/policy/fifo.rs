@@ -1,7 +1,7 @@
 //! First in, first out: insertion order only; hits change nothing.
 
 use super::list::{List, Nodes};
-use super::Policy;
+use super::{Policy, QuietHits};
 
 /// FIFO over one list (head = oldest insertion).
 #[derive(Default)]
@@ -14,6 +14,9 @@ impl Policy for Fifo {
         self.list.push_back(n, i);
     }
     fn on_hit<N: Nodes + ?Sized>(&mut self, _n: &mut N, _i: u32) {}
+    fn quiet_hits(&self) -> QuietHits {
+        QuietHits::ALL
+    }
     fn on_update<N: Nodes + ?Sized>(&mut self, n: &mut N, i: u32, old_weight: u32) {
         self.list.reweigh(old_weight, n.link(i).weight);
     }

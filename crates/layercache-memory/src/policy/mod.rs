@@ -147,6 +147,18 @@ pub(crate) trait Policy {
     /// that the cache misses of a batch overlap instead of stalling one after another. Only a
     /// hint: the default does nothing.
     fn warm<N: Nodes + ?Sized>(&self, _n: &N, _hits: &[u32]) {}
+    /// Which hits change nothing but the policy's hit count: a hit on an entry whose meta
+    /// bits match is not recorded by the reader, only counted, and the count reaches
+    /// [`Policy::on_quiet_hits`]. The default, [`QuietHits::NONE`], records every hit.
+    ///
+    /// The reader tests the entry's meta when the hit happens, while earlier hits may still
+    /// be buffered; a policy may name a state only if no buffered hit can take an entry out
+    /// of it (or if the difference is acceptable, as W-TinyLFU's docs argue).
+    fn quiet_hits(&self) -> QuietHits {
+        QuietHits::NONE
+    }
+    /// `count` hits that [`Policy::quiet_hits`] let readers count instead of record.
+    fn on_quiet_hits(&mut self, _count: u64) {}
     /// The entry's value was replaced; its weight changed from `old_weight` to the link's.
     fn on_update<N: Nodes + ?Sized>(&mut self, n: &mut N, i: u32, old_weight: u32);
     /// The entry leaves the cache for a reason other than [`Policy::evict`].
@@ -160,6 +172,27 @@ pub(crate) trait Policy {
     fn clear(&mut self);
     /// The lists that hold the live entries (for invariant checks).
     fn lists(&self) -> Vec<&List>;
+}
+
+/// The entries whose hits need no policy work: those whose meta bits, masked with `mask`,
+/// equal `value` (see [`Policy::quiet_hits`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct QuietHits {
+    pub(crate) mask: u8,
+    pub(crate) value: u8,
+}
+
+impl QuietHits {
+    /// No hit is quiet: every one is recorded.
+    pub(crate) const NONE: QuietHits = QuietHits { mask: 0, value: 1 };
+    /// Every hit is quiet (hits don't change the policy).
+    pub(crate) const ALL: QuietHits = QuietHits { mask: 0, value: 0 };
+
+    /// Whether a hit on an entry with meta bits `meta` is quiet.
+    #[inline]
+    pub(crate) fn contains(self, meta: u8) -> bool {
+        meta & self.mask == self.value
+    }
 }
 
 /// Static dispatch over the policies (an enum keeps the hot path free of virtual calls).
@@ -220,6 +253,13 @@ impl Policy for AnyPolicy {
     fn warm<N: Nodes + ?Sized>(&self, n: &N, hits: &[u32]) {
         dispatch!(self, p => p.warm(n, hits))
     }
+    fn quiet_hits(&self) -> QuietHits {
+        dispatch!(self, p => p.quiet_hits())
+    }
+    #[inline]
+    fn on_quiet_hits(&mut self, count: u64) {
+        dispatch!(self, p => p.on_quiet_hits(count))
+    }
     #[inline]
     fn on_update<N: Nodes + ?Sized>(&mut self, n: &mut N, i: u32, old_weight: u32) {
         dispatch!(self, p => p.on_update(n, i, old_weight))
@@ -259,5 +299,24 @@ mod tests {
         );
         let err = "arc".parse::<EvictionPolicy>().unwrap_err();
         assert!(err.to_string().contains("\"arc\""), "{err}");
+    }
+
+    #[test]
+    fn quiet_hits_match_the_named_states_only() {
+        for meta in 0..16 {
+            assert!(!QuietHits::NONE.contains(meta));
+            assert!(QuietHits::ALL.contains(meta));
+        }
+        let lru = AnyPolicy::new(EvictionPolicy::Lru, 10, false, 1);
+        assert_eq!(lru.quiet_hits(), QuietHits::NONE);
+        let fifo = AnyPolicy::new(EvictionPolicy::Fifo, 10, false, 1);
+        assert_eq!(fifo.quiet_hits(), QuietHits::ALL);
+        // SIEVE: visited entries only; S3-FIFO: a saturated counter, in either queue.
+        let sieve = AnyPolicy::new(EvictionPolicy::Sieve, 10, false, 1).quiet_hits();
+        assert_eq!((0..16).filter(|&m| sieve.contains(m)).count(), 8);
+        assert!(sieve.contains(1) && !sieve.contains(0));
+        let s3 = AnyPolicy::new(EvictionPolicy::S3Fifo, 10, false, 1).quiet_hits();
+        assert!(s3.contains(0b011) && s3.contains(0b111));
+        assert!(!s3.contains(0b010) && !s3.contains(0b110));
     }
 }

@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 use hashbrown::HashMap;
 
 use super::list::{List, Nodes};
-use super::Policy;
+use super::{Policy, QuietHits};
 
 const IN_MAIN: u8 = 0b100;
 const FREQ_MASK: u8 = 0b011;
@@ -142,6 +142,14 @@ impl Policy for S3Fifo {
         let m = l.meta();
         if m & FREQ_MASK < MAX_FREQ {
             l.set_meta(m + 1);
+        }
+    }
+    fn quiet_hits(&self) -> QuietHits {
+        // A saturated counter stays so until an eviction pass, and writes apply the
+        // buffered hits first.
+        QuietHits {
+            mask: FREQ_MASK,
+            value: MAX_FREQ,
         }
     }
     fn on_update<N: Nodes + ?Sized>(&mut self, n: &mut N, i: u32, old_weight: u32) {

@@ -7,7 +7,7 @@
 //! exactly with its regression values.
 
 use super::list::{List, Nodes, NIL};
-use super::Policy;
+use super::{Policy, QuietHits};
 
 const VISITED: u8 = 1;
 
@@ -33,6 +33,13 @@ impl Policy for Sieve {
     }
     fn on_hit<N: Nodes + ?Sized>(&mut self, n: &mut N, i: u32) {
         n.link_mut(i).set_meta(VISITED);
+    }
+    fn quiet_hits(&self) -> QuietHits {
+        // Only an eviction clears the bit, and writes apply the buffered hits first.
+        QuietHits {
+            mask: VISITED,
+            value: VISITED,
+        }
     }
     fn on_update<N: Nodes + ?Sized>(&mut self, n: &mut N, i: u32, old_weight: u32) {
         self.list.reweigh(old_weight, n.link(i).weight);
