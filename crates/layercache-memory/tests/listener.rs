@@ -2,6 +2,7 @@
 //! the right cause, including under concurrent load; and the statistics agree with it.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -87,10 +88,14 @@ fn every_removal_is_reported_once_under_concurrent_load() {
             })
         })
         .collect();
+    // The ticker moves the clock until the workers are done (however the threads are
+    // scheduled), and the final advance expires whatever is still live, so every cause below
+    // occurs whatever the interleaving.
+    let done = Arc::new(AtomicBool::new(false));
     let ticker = {
-        let clock = clock.clone();
+        let (clock, done) = (clock.clone(), Arc::clone(&done));
         thread::spawn(move || {
-            for _ in 0..2_000 {
+            while !done.load(Ordering::Relaxed) {
                 clock.advance(Duration::from_millis(50));
                 thread::yield_now();
             }
@@ -102,7 +107,9 @@ fn every_removal_is_reported_once_under_concurrent_load() {
         inserted.extend(i);
         removed.extend(r);
     }
+    done.store(true, Ordering::Relaxed);
     ticker.join().unwrap();
+    clock.advance(Duration::from_secs(3));
     cache.run_pending_tasks();
     cache.validate().unwrap();
 
