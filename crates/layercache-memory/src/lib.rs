@@ -27,8 +27,13 @@
 //!
 //! Every policy runs in the same engine: a shard is a `hashbrown` table of `u32` indices into
 //! a dense slab of entries, and the policy threads its queues through 16 bytes of links per
-//! entry. A `u64 → u64` entry costs about 47 bytes in all, about 50 once the cache evicts and
-//! W-TinyLFU's ghosts are in use (see `BENCHMARKS.md`).
+//! entry. A `u64 → u64` entry costs about 47 bytes in all, about 48 once the cache evicts and
+//! W-TinyLFU's ghosts are in use (see `BENCHMARKS.md`). The slab is an
+//! [`aligned_vec::AVec`] aligned to a 64-byte cache line (a `Vec` is only as aligned as its
+//! element), so that a 32-byte entry never straddles two lines; a hit reads the key, the value
+//! and the entry's policy bits in one cache miss. A hit that the policy would not act on (an
+//! entry SIEVE already marked visited, a referenced entry in W-TinyLFU's protected segment) is
+//! only counted, not buffered for the policy.
 //!
 //! ### How the default differs from Caffeine's W-TinyLFU
 //! The structure (window, probation, protected, sketch, hill climber, random admission of

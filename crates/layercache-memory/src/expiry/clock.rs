@@ -60,7 +60,7 @@ fn saturating_nanos(d: Duration) -> u64 {
 
 /// A precise clock: [`Instant`]-based monotonic time (nanosecond resolution), whose origin
 /// (reading 0) is the moment [`MonotonicClock::new`] was called. Each reading costs a
-/// serializing time-stamp read; see the [module docs](self) for when to prefer it over the
+/// serializing time-stamp read; see the [crate docs](crate#expiration) for when to prefer it over the
 /// default [`CoarseClock`].
 ///
 /// Clones share the origin, so they read the same time. It is `Send + Sync` and reading it
@@ -106,7 +106,7 @@ impl Clock for MonotonicClock {
 
 /// The default clock: the operating system's coarse monotonic clock, in nanoseconds since
 /// [`CoarseClock::new`] was called, advancing in steps of one kernel tick (1–4 ms on Linux;
-/// see the [module docs](self) for why it is the default and what it guarantees).
+/// see the [crate docs](crate#expiration) for why it is the default and what it guarantees).
 ///
 /// Reading it takes no lock and writes no shared memory. Clones share the origin.
 ///
