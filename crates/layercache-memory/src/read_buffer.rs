@@ -26,6 +26,8 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 /// Hits buffered per shard before they are applied to the policy as one batch.
 pub(crate) const READ_BATCH: usize = 64;
 
+/// `repr(C)`: the two words readers write come first (see `Shard`).
+#[repr(C)]
 pub(crate) struct ReadBuffer {
     len: AtomicUsize,
     /// Hits counted but not recorded: the policy needs only their number (see

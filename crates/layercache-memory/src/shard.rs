@@ -203,7 +203,14 @@ pub(crate) struct Expiring {
 /// The clock reading and settings an operation on an expiring cache passes to its shard.
 pub(crate) type Now<'a, K, V> = Option<(&'a Expiration<K, V>, u64)>;
 
+/// `repr(C)` with the read buffer first: the shard sits right after its lock word (see
+/// `cache::Shards`), so a hit's two writes, the lock word and the buffer's length or quiet
+/// count, land in one cache line, which is the only line two threads reading the same shard
+/// pass back and forth.
+#[repr(C)]
 pub(crate) struct Shard<K, V, T> {
+    /// Hits recorded by readers under the shared lock (see [`ReadBuffer`]).
+    buffer: ReadBuffer,
     table: HashTable<u32>,
     entries: Slab<Entry<K, V, T>>,
     policy: AnyPolicy,
@@ -211,8 +218,6 @@ pub(crate) struct Shard<K, V, T> {
     weight: u64,
     /// Entries of weight 0: they are kept out of the policy, so they are never evicted.
     weightless: usize,
-    /// Hits recorded by readers under the shared lock (see [`ReadBuffer`]).
-    buffer: ReadBuffer,
     /// The hits readers count instead of recording (the policy's [`Policy::quiet_hits`]).
     quiet: QuietHits,
     /// Scratch space for applying the buffered hits (see [`Shard::apply_reads`]).
