@@ -104,9 +104,12 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     ///
     /// Default: 16 × the available parallelism, rounded up to a power of two (at most 256), but
     /// halved until each shard has at least 4,096 entries of capacity (2^20 weight units with a
-    /// weigher). One shard gives the
-    /// exact behaviour of the policy (as in the paper that defines it) at the price of
-    /// concurrency.
+    /// weigher). One shard gives the exact behaviour of the policy (as in the paper that
+    /// defines it) at the price of concurrency.
+    ///
+    /// Memory: with W-TinyLFU each shard keeps its own frequency sketch of at least 16 KiB
+    /// once it is half full (16 × its capacity-sized table below 256 entries), so many small
+    /// shards cost more than the per-entry figures suggest.
     pub fn shards(mut self, shards: usize) -> Self {
         self.shards = Some(shards.clamp(1, 1 << 16).next_power_of_two());
         self

@@ -498,3 +498,22 @@ impl<K, V> fmt::Debug for NotAdmitted<K, V> {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("cache invariant violated: {0}")]
 pub struct InvariantViolation(pub String);
+
+#[cfg(all(test, not(shuttle)))]
+mod tests {
+    use super::*;
+    use crate::policy::EvictionPolicy;
+
+    /// A hit writes the lock word and the read buffer's first two words (`Shard` and
+    /// `ReadBuffer` are `repr(C)` with those first); they must share the lock's cache line.
+    #[test]
+    fn a_hits_writes_share_the_lock_words_cache_line() {
+        let lock: CachePadded<RwLock<Shard<u64, u64, ()>>> = CachePadded::new(RwLock::new(
+            Shard::new(EvictionPolicy::WTinyLfu, 10, false, 1, None),
+        ));
+        let base = &*lock as *const RwLock<_> as usize;
+        let data = lock.data_ptr() as usize;
+        assert_eq!(base % 64, 0);
+        assert!(data >= base && data + 16 <= base + 64, "{}", data - base);
+    }
+}

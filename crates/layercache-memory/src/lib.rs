@@ -32,8 +32,9 @@
 //! [`aligned_vec::AVec`] aligned to a 64-byte cache line (a `Vec` is only as aligned as its
 //! element), so that a 32-byte entry never straddles two lines; a hit reads the key, the value
 //! and the entry's policy bits in one cache miss. A hit that the policy would not act on (an
-//! entry SIEVE already marked visited, a referenced entry in W-TinyLFU's protected segment) is
-//! only counted, not buffered for the policy.
+//! entry SIEVE already marked visited, a saturated S3-FIFO counter, any FIFO hit, a
+//! referenced entry in W-TinyLFU's protected segment) is only counted, not buffered for the
+//! policy.
 //!
 //! ### How the default differs from Caffeine's W-TinyLFU
 //! The structure (window, probation, protected, sketch, hill climber, random admission of
@@ -42,7 +43,9 @@
 //! resident entry is worth more than a newcomer with a similar count), and two compact ghosts
 //! of recently rejected candidates and recently evicted victims nudge the window on every miss
 //! in the manner of ARC. The sketch has 8 counters per entry (Caffeine: 16), which measured no
-//! worse and halves its memory.
+//! worse and halves its memory, but never fewer than 16 KiB per shard (up to 16 times the
+//! capacity's own table): a small cache's few counters collide too often, and the floor raised
+//! the mean margin of BENCHMARKS.md §1 by 0.2 points.
 //!
 //! ## Capacity and sharding
 //! The capacity counts entries, or with a [`weigher`](CacheBuilder::weigher) the sum of
@@ -66,7 +69,8 @@
 //!
 //! The eviction policy learns of hits in batches: a `get` records its hit in a small
 //! per-shard buffer, applied to the policy when it fills or before the next write to the
-//! shard. With one thread every hit is applied, in order, before the next write, so replays
+//! shard (a hit the policy would not act on is only counted there, and every 64 such hits
+//! also ask for the buffer to be applied). With one thread every hit is applied, in order, before the next write, so replays
 //! are exact and deterministic (W-TinyLFU's hill climber checks its sample once per batch
 //! rather than after every hit). Under contention some records are lost, as with Caffeine's
 //! read buffers: a full buffer drops them until it is drained, and two readers racing for

@@ -10,9 +10,11 @@
 //! shard; so buffered indices are always valid when applied, and with one thread every hit is
 //! applied in order before the next write (replays stay exact).
 //!
-//! A hit that the policy would not act on (a SIEVE entry already visited, a referenced
-//! entry in W-TinyLFU's protected segment: see `Policy::quiet_hits`) is only counted, in a
-//! second word beside the length: it neither fills the buffer nor costs a drain.
+//! A hit that the policy would not act on (a SIEVE entry already visited, a saturated
+//! S3-FIFO counter, any FIFO hit, a referenced entry in W-TinyLFU's protected segment: see
+//! `Policy::quiet_hits`) is only counted, in a second word beside the length: it takes no
+//! slot and its drain costs nothing per hit. Every `READ_BATCH` quiet hits still ask for a
+//! drain, so a read-only shard expires its entries as before.
 //!
 //! The buffer is lossy, as Caffeine's read buffers are: two readers racing for the same slot
 //! both write it and one hit is lost, and under contention it may fill before a drain, after
@@ -64,11 +66,14 @@ impl ReadBuffer {
 
     /// Counts a hit that needs no policy work but its number (the caller holds the shard's
     /// read lock): a relaxed load and store, as [`ReadBuffer::record`]; racing readers may
-    /// lose counts.
+    /// lose counts. Returns true every [`READ_BATCH`] counts, so that a read-mostly shard
+    /// whose hits are all quiet still gets its maintenance (expiring entries, the count
+    /// reaching the policy) as often as if the hits were recorded.
     #[inline]
-    pub(crate) fn count_quiet(&self) {
-        let q = self.quiet.load(Ordering::Relaxed);
-        self.quiet.store(q.wrapping_add(1), Ordering::Relaxed);
+    pub(crate) fn count_quiet(&self) -> bool {
+        let q = self.quiet.load(Ordering::Relaxed).wrapping_add(1);
+        self.quiet.store(q, Ordering::Relaxed);
+        q.is_multiple_of(READ_BATCH)
     }
 
     /// Takes the number of hits counted by [`ReadBuffer::count_quiet`] since the last call.
@@ -121,16 +126,19 @@ mod tests {
     #[test]
     fn quiet_hits_are_counted_apart_and_taken_once() {
         let mut b = ReadBuffer::new();
-        for _ in 0..1000 {
-            b.count_quiet();
-        }
+        let due = (0..1000).filter(|_| b.count_quiet()).count();
+        assert_eq!(
+            due,
+            1000 / READ_BATCH,
+            "a drain is due every READ_BATCH quiet hits"
+        );
         assert!(!b.record(5), "quiet hits do not fill the buffer");
         assert_eq!(b.take_quiet(), 1000);
         assert_eq!(b.take_quiet(), 0);
         let mut out = Vec::new();
         b.take_into(&mut out);
         assert_eq!(out, [5]);
-        b.count_quiet();
+        assert!(!b.count_quiet());
         b.clear();
         assert_eq!(b.take_quiet(), 0);
     }

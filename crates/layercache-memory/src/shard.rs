@@ -153,7 +153,8 @@ struct Timers {
     custom: Vec<AtomicU64>,
     track_custom: bool,
     /// Whether reads move deadlines (time to idle or an `Expiry`): then an entry's inline
-    /// deadline may be ahead of the wheel's until the hit buffer is applied.
+    /// deadline may be ahead of the wheel's until the hit buffer is applied (recorded hits)
+    /// or the entry's old bucket fires (quiet hits, and hits the full buffer dropped).
     reads_matter: bool,
 }
 
@@ -356,13 +357,13 @@ impl<K: Hash + Eq, V, T: Stamp> Shard<K, V, T> {
 
     /// Records a hit on slab index `i` found by [`Shard::find_hit`] (the caller holds the
     /// shared lock), or only counts it if the policy would not act on it
-    /// ([`Policy::quiet_hits`]). Returns true when the buffer is full and should be applied.
+    /// ([`Policy::quiet_hits`]). Returns true when the buffer should be applied: it is full,
+    /// or another [`READ_BATCH`](crate::read_buffer::READ_BATCH) quiet hits were counted.
     #[inline]
     pub(crate) fn record_hit(&self, i: u32) -> bool {
         // The entry's line is in cache already (the lookup compared its key).
         if self.quiet.contains(self.entries[i as usize].link.meta()) {
-            self.buffer.count_quiet();
-            false
+            self.buffer.count_quiet()
         } else {
             self.buffer.record(i)
         }
@@ -668,6 +669,7 @@ impl<K: Hash + Eq, V, T: Stamp> Shard<K, V, T> {
         self.weight = 0;
         self.weightless = 0;
         let mut entries = std::mem::replace(&mut self.entries, Slab::new(0));
+        // Newest slot first (`AVec` has no owning iterator); the order is not specified.
         while let Some(e) = entries.pop() {
             let i = entries.len();
             let cause = if expired.get(i).copied().unwrap_or(false) {

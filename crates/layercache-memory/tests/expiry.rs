@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use layercache_memory::{Cache, Clock, Expiry, ManualClock, RemovalCause};
+use layercache_memory::{Cache, Clock, EvictionPolicy, Expiry, ManualClock, RemovalCause};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -280,4 +280,36 @@ fn a_stale_clock_reading_neither_hangs_nor_resurrects() {
         "key 2's deadline (120 s) passed on the wheel's clock"
     );
     valid.unwrap();
+}
+
+/// Reads alone keep expiring entries, even when every hit is one the policy does not act on
+/// (FIFO, and SIEVE's visited entries: such hits are only counted, not buffered).
+#[test]
+fn reads_that_the_policy_ignores_still_expire_other_entries() {
+    for policy in [EvictionPolicy::Fifo, EvictionPolicy::Sieve] {
+        let clock = ManualClock::new();
+        let (log, listener) = logger();
+        let cache: Cache<u64, u64> = Cache::builder()
+            .max_capacity(100)
+            .eviction_policy(policy)
+            .shards(1)
+            .time_to_live(Duration::from_secs(10))
+            .clock(clock.clone())
+            .eviction_listener(listener)
+            .build();
+        cache.insert(1, 10);
+        clock.advance(Duration::from_secs(5));
+        cache.insert(2, 20);
+        // Key 1 expired at 10 s; key 2 lives until 15 s. From here on, only reads.
+        clock.advance(ns(12_000_000_000 - 5_000_000_000 + 2 * TICK));
+        assert!(clock.now() < 15_000_000_000);
+        for _ in 0..1_000 {
+            assert_eq!(cache.get(&2), Some(20));
+        }
+        assert_eq!(
+            *log.lock().unwrap(),
+            [(1, 10, RemovalCause::Expired)],
+            "{policy}"
+        );
+    }
 }

@@ -88,14 +88,17 @@ fn every_removal_is_reported_once_under_concurrent_load() {
             })
         })
         .collect();
-    // The ticker moves the clock until the workers are done (however the threads are
-    // scheduled), and the final advance expires whatever is still live, so every cause below
-    // occurs whatever the interleaving.
+    // The ticker moves the clock (at most 100 s of it, as it used to) while the workers run;
+    // however the threads are scheduled, the final advance below expires whatever is still
+    // live, so every removal cause occurs.
     let done = Arc::new(AtomicBool::new(false));
     let ticker = {
         let (clock, done) = (clock.clone(), Arc::clone(&done));
         thread::spawn(move || {
-            while !done.load(Ordering::Relaxed) {
+            for _ in 0..2_000 {
+                if done.load(Ordering::Relaxed) {
+                    break;
+                }
                 clock.advance(Duration::from_millis(50));
                 thread::yield_now();
             }
@@ -109,13 +112,11 @@ fn every_removal_is_reported_once_under_concurrent_load() {
     }
     done.store(true, Ordering::Relaxed);
     ticker.join().unwrap();
-    clock.advance(Duration::from_secs(3));
     cache.run_pending_tasks();
     cache.validate().unwrap();
 
-    let reports = reports.lock().unwrap();
     let mut cause_of = HashMap::new();
-    for &(v, c) in reports.iter() {
+    for &(v, c) in reports.lock().unwrap().iter() {
         assert!(
             cause_of.insert(v, c).is_none(),
             "value {v:#x} reported twice"
@@ -139,6 +140,23 @@ fn every_removal_is_reported_once_under_concurrent_load() {
     for v in &removed {
         assert_eq!(cause_of.get(v), Some(&RemovalCause::Explicit));
     }
+
+    // Past every deadline: each value still live is reported once, as expired.
+    clock.advance(Duration::from_secs(3));
+    cache.run_pending_tasks();
+    assert_eq!(cache.iter().count(), 0);
+    let reports = reports.lock().unwrap();
+    assert_eq!(reports.len(), inserted.len(), "every value reported once");
+    let expired_now: Vec<u64> = reports[cause_of.len()..].iter().map(|r| r.0).collect();
+    assert!(reports[cause_of.len()..]
+        .iter()
+        .all(|r| r.1 == RemovalCause::Expired));
+    let mut expected = live.clone();
+    expected.sort_unstable();
+    let mut got = expired_now;
+    got.sort_unstable();
+    assert_eq!(got, expected, "the values live before the advance expired");
+
     let count = |c| reports.iter().filter(|r| r.1 == c).count() as u64;
     for c in [
         RemovalCause::Expired,

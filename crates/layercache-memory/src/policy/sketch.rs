@@ -8,19 +8,22 @@
 //! changing workload (Einziger, Friedman & Manes, TinyLFU, ACM ToS 2017, section 3.3).
 //!
 //! Size: one word per 2 entries of capacity (8 counters per entry, 4 bytes per entry),
-//! rounded up to a power of two, and at least [`FLOOR_WORDS`] (16 KiB). A small cache sees
+//! rounded up to a power of two, and at least [`FLOOR_WORDS`] (16 KiB) but never more than
+//! [`FLOOR_FACTOR`] times the capacity's own table (1 KiB for a one-entry shard). A small cache sees
 //! many more distinct keys than it holds, and at 8 counters per entry its few hundred counters
 //! collide so often that the estimates stop telling a hot key from a cold one: on the 28 rows
 //! of BENCHMARKS.md §1 the floor raises the mean margin from +0.43 to +0.63 (multi2@512 +1.6,
 //! gli@250 +1.0, OLTP@250 +0.8, sprite@256 +0.2; multi2@1024 −0.2), and it costs nothing from
-//! 4096 entries up (the smallest shard the builder picks by default). The aging period stays
-//! 10 × the capacity, not 10 × the table.
+//! 4096 entries of shard capacity up (the builder splits a cache into shards only from 8192
+//! entries). The aging period stays 10 × the capacity, not 10 × the table.
 
 const RESET_MASK: u64 = 0x7777_7777_7777_7777;
 const ONE_MASK: u64 = 0x1111_1111_1111_1111;
 const MIN_WORDS: usize = 8;
 /// The smallest table, in words (that of a 4096-entry capacity).
 const FLOOR_WORDS: usize = 2048;
+/// The floor grows a table at most this many times (so 16 KiB from 256 entries up).
+const FLOOR_FACTOR: usize = 16;
 
 /// One cache line of counters: 8 words of 16 four-bit counters.
 #[derive(Clone, Copy, Default)]
@@ -88,7 +91,7 @@ impl FrequencySketch {
         }
         self.sized_words = words;
         self.sample_size = 10 * entries;
-        let blocks = words.max(FLOOR_WORDS) / 8;
+        let blocks = words.max(FLOOR_WORDS.min(words * FLOOR_FACTOR)) / 8;
         if self.table.len() >= blocks {
             return;
         }
@@ -197,8 +200,17 @@ mod tests {
         assert_eq!(s.table.len() * 8, FLOOR_WORDS);
         assert_eq!(s.sample_size(), 10240);
         assert_eq!(s.frequency(42), 1);
-        // Beyond the floor the table grows as before.
+        // A tiny capacity gets at most FLOOR_FACTOR times its own table.
+        let mut tiny = FrequencySketch::new();
+        tiny.ensure_capacity(1);
+        assert_eq!(tiny.table.len() * 8, MIN_WORDS * FLOOR_FACTOR);
+        // Beyond the floor the table grows as before, and a new table starts empty.
         s.ensure_capacity(1 << 14);
+        assert_eq!(s.table.len() * 8, 1 << 13);
+        assert_eq!(s.sample_size(), 10 << 14);
+        assert_eq!(s.frequency(42), 0);
+        // Asking for less changes nothing.
+        s.ensure_capacity(256);
         assert_eq!(s.table.len() * 8, 1 << 13);
         assert_eq!(s.sample_size(), 10 << 14);
     }
