@@ -238,7 +238,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> Cache<K, V, S> {
                 let shard = lock.read();
                 shard
                     .find_hit(h, key, exp)
-                    .map(|(i, value, record)| (value.clone(), record && shard.record_hit(i)))
+                    .map(|(hit, value)| (value.clone(), shard.record_hit(hit)))
             };
             let Some((value, full)) = found else {
                 return (None, idx);

@@ -92,6 +92,17 @@ fn table_hash(h: u32) -> u64 {
     u64::from(h).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
+/// How a hit found by [`Shard::find_hit`] reaches the policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Hit {
+    /// A weightless entry: outside the policy.
+    Untracked,
+    /// The policy would not act on it; only counted ([`Policy::quiet_hits`]).
+    Quiet,
+    /// Buffered by slab index for the policy.
+    Record(u32),
+}
+
 /// What an insert did.
 pub(crate) enum Inserted<K, V> {
     /// A new entry.
@@ -292,8 +303,8 @@ impl<K: Hash + Eq, V, T: Stamp> Shard<K, V, T> {
             .copied()
     }
 
-    /// Looks `key` up without changing anything: its slab index, its value, and whether a
-    /// hit on it should be recorded (weightless entries are outside the policy).
+    /// Looks `key` up without changing anything: how a hit on it reaches the policy ([`Hit`]:
+    /// weightless entries are outside it, and some hits are only counted) and its value.
     #[inline]
     ///
     /// With expiration, an expired entry is not found, and a live one's deadline is extended
@@ -304,7 +315,7 @@ impl<K: Hash + Eq, V, T: Stamp> Shard<K, V, T> {
         hash: u32,
         key: &Q,
         exp: Option<&Expiration<K, V>>,
-    ) -> Option<(u32, &V, bool)>
+    ) -> Option<(Hit, &V)>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -343,7 +354,15 @@ impl<K: Hash + Eq, V, T: Stamp> Shard<K, V, T> {
                 }
             }
         }
-        Some((i, &e.value, e.link.weight != 0))
+        // The entry's line is in cache already (the lookup compared its key).
+        let hit = if e.link.weight == 0 {
+            Hit::Untracked
+        } else if self.quiet.contains(e.link.meta()) {
+            Hit::Quiet
+        } else {
+            Hit::Record(i)
+        };
+        Some((hit, &e.value))
     }
 
     /// Whether entry `i` has expired by `now`.
@@ -355,17 +374,16 @@ impl<K: Hash + Eq, V, T: Stamp> Shard<K, V, T> {
         }
     }
 
-    /// Records a hit on slab index `i` found by [`Shard::find_hit`] (the caller holds the
-    /// shared lock), or only counts it if the policy would not act on it
-    /// ([`Policy::quiet_hits`]). Returns true when the buffer should be applied: it is full,
-    /// or another [`READ_BATCH`](crate::read_buffer::READ_BATCH) quiet hits were counted.
+    /// Records a hit found by [`Shard::find_hit`] (the caller holds the shared lock), or only
+    /// counts it if the policy would not act on it ([`Policy::quiet_hits`]). Returns true when
+    /// the buffer should be applied: it is full, or another
+    /// [`READ_BATCH`](crate::read_buffer::READ_BATCH) quiet hits were counted.
     #[inline]
-    pub(crate) fn record_hit(&self, i: u32) -> bool {
-        // The entry's line is in cache already (the lookup compared its key).
-        if self.quiet.contains(self.entries[i as usize].link.meta()) {
-            self.buffer.count_quiet()
-        } else {
-            self.buffer.record(i)
+    pub(crate) fn record_hit(&self, hit: Hit) -> bool {
+        match hit {
+            Hit::Untracked => false,
+            Hit::Quiet => self.buffer.count_quiet(),
+            Hit::Record(i) => self.buffer.record(i),
         }
     }
 
