@@ -1,7 +1,7 @@
 //! `layercache sim`: replays a trace through the real engine.
 //!
-//! Every (policy, capacity) pair gets a fresh [`Cache`](layercache_memory::Cache) built as a user would build it, with
-//! one shard by default (so the figures are the policy's own, free of shard imbalance; pass
+//! Every (policy, capacity) pair gets a fresh [`Cache`](layercache_memory::Cache) built as
+//! a user would build it, with one shard by default (so the figures are the policy's own, free of shard imbalance; pass
 //! `--shards` to see the effect of sharding) and a fixed-seed hasher (so runs are
 //! reproducible). Each request is a `get`; a miss is followed by an `insert`. `opt` is
 //! Bélády's offline optimum computed over the same requests.

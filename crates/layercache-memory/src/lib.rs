@@ -70,8 +70,8 @@
 //! The eviction policy learns of hits in batches: a `get` records its hit in a small
 //! per-shard buffer, applied to the policy when it fills or before the next write to the
 //! shard (a hit the policy would not act on is only counted there, and every 64 such hits
-//! also ask for the buffer to be applied). With one thread every hit is applied, in order, before the next write, so replays
-//! are exact and deterministic (W-TinyLFU's hill climber checks its sample once per batch
+//! also ask for the buffer to be applied). With one thread every hit is applied, in order,
+//! before the next write, so replays are exact and deterministic (W-TinyLFU's hill climber checks its sample once per batch
 //! rather than after every hit). Under contention some records are lost, as with Caffeine's
 //! read buffers: a full buffer drops them until it is drained, and two readers racing for
 //! one slot keep one of their hits (the buffer is written without locked instructions, which

@@ -305,11 +305,11 @@ impl<K: Hash + Eq, V, T: Stamp> Shard<K, V, T> {
 
     /// Looks `key` up without changing anything: how a hit on it reaches the policy ([`Hit`]:
     /// weightless entries are outside it, and some hits are only counted) and its value.
-    #[inline]
     ///
     /// With expiration, an expired entry is not found, and a live one's deadline is extended
     /// as time to idle or the `Expiry` say (under the shared lock: the wheel catches up when
     /// the entry's bucket fires).
+    #[inline]
     pub(crate) fn find_hit<Q>(
         &self,
         hash: u32,

@@ -60,8 +60,8 @@ fn saturating_nanos(d: Duration) -> u64 {
 
 /// A precise clock: [`Instant`]-based monotonic time (nanosecond resolution), whose origin
 /// (reading 0) is the moment [`MonotonicClock::new`] was called. Each reading costs a
-/// serializing time-stamp read; see the [crate docs](crate#expiration) for when to prefer it over the
-/// default [`CoarseClock`].
+/// serializing time-stamp read; see the [crate docs](crate#expiration) for when to prefer it
+/// over the default [`CoarseClock`].
 ///
 /// Clones share the origin, so they read the same time. It is `Send + Sync` and reading it
 /// takes no lock. A reading saturates at `u64::MAX` nanoseconds (about 584 years after the

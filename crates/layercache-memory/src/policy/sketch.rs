@@ -9,8 +9,8 @@
 //!
 //! Size: one word per 2 entries of capacity (8 counters per entry, 4 bytes per entry),
 //! rounded up to a power of two, and at least [`FLOOR_WORDS`] (16 KiB) but never more than
-//! [`FLOOR_FACTOR`] times the capacity's own table (1 KiB for a one-entry shard). A small cache sees
-//! many more distinct keys than it holds, and at 8 counters per entry its few hundred counters
+//! [`FLOOR_FACTOR`] times the capacity's own table (1 KiB for a one-entry shard). A small
+//! cache sees many more distinct keys than it holds, and at 8 counters per entry its few hundred counters
 //! collide so often that the estimates stop telling a hot key from a cold one: on the 28 rows
 //! of BENCHMARKS.md §1 the floor raises the mean margin from +0.43 to +0.63 (multi2@512 +1.6,
 //! gli@250 +1.0, OLTP@250 +0.8, sprite@256 +0.2; multi2@1024 −0.2), and it costs nothing from
