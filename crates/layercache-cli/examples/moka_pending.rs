@@ -40,19 +40,35 @@ const ROWS: &[(&str, &[u64])] = &[
     ),
 ];
 
-/// moka's hit ratio in % on `requests` (`get`, and `insert` on a miss).
-fn replay(requests: &[Request], capacity: u64, maintain_each_insert: bool) -> f64 {
+/// When a replay runs moka's maintenance.
+#[derive(Clone, Copy)]
+enum Maintenance {
+    /// Never: as a user who only calls `get` and `insert` (and as the README's figures).
+    AsIs,
+    /// `run_pending_tasks()` after every insert.
+    AfterEachInsert,
+}
+
+/// Replays `requests` through a fresh moka cache (`get`, and `insert` on a miss), calling
+/// `after(n, &cache)` after request `n`; returns the hit ratio in %.
+fn replay(
+    requests: &[Request],
+    capacity: u64,
+    maintenance: Maintenance,
+    mut after: impl FnMut(usize, &moka::sync::Cache<u64, ()>),
+) -> f64 {
     let cache = moka::sync::Cache::<u64, ()>::new(capacity);
     let mut hits = 0u64;
-    for r in requests {
+    for (n, r) in requests.iter().enumerate() {
         if cache.get(&r.key).is_some() {
             hits += 1;
         } else {
             cache.insert(r.key, ());
-            if maintain_each_insert {
+            if let Maintenance::AfterEachInsert = maintenance {
                 cache.run_pending_tasks();
             }
         }
+        after(n, &cache);
     }
     100.0 * hits as f64 / requests.len() as f64
 }
@@ -60,27 +76,24 @@ fn replay(requests: &[Request], capacity: u64, maintain_each_insert: bool) -> f6
 /// The entries moka holds while replaying `requests` as is, sampled every capacity / 8
 /// requests: (mean, maximum), in % of `capacity`.
 fn occupancy(requests: &[Request], capacity: u64) -> (f64, f64) {
-    let cache = moka::sync::Cache::<u64, ()>::new(capacity);
     let every = (capacity / 8).max(1) as usize;
     let (mut sum, mut max, mut samples) = (0u64, 0u64, 0u64);
-    for (n, r) in requests.iter().enumerate() {
-        if cache.get(&r.key).is_none() {
-            cache.insert(r.key, ());
-        }
+    replay(requests, capacity, Maintenance::AsIs, |n, cache| {
         if n % every == every - 1 {
             let held = cache.iter().count() as u64;
             sum += held;
             max = max.max(held);
             samples += 1;
         }
-    }
+    });
     let pct = |x: f64| 100.0 * x / capacity as f64;
     (pct(sum as f64 / samples.max(1) as f64), pct(max as f64))
 }
 
-fn mean_of_runs(requests: &[Request], capacity: u64, maintain_each_insert: bool) -> f64 {
+/// moka's mean hit ratio in % over [`RUNS`] replays.
+fn mean_of_runs(requests: &[Request], capacity: u64, maintenance: Maintenance) -> f64 {
     (0..RUNS)
-        .map(|_| replay(requests, capacity, maintain_each_insert))
+        .map(|_| replay(requests, capacity, maintenance, |_, _| {}))
         .sum::<f64>()
         / RUNS as f64
 }
@@ -108,8 +121,8 @@ fn main() {
         let requests = shared_traces::read(&dir, file);
         let name = file.rsplit('/').next().unwrap_or(file);
         for &capacity in capacities.iter() {
-            let lazy = mean_of_runs(&requests, capacity, false);
-            let eager = mean_of_runs(&requests, capacity, true);
+            let lazy = mean_of_runs(&requests, capacity, Maintenance::AsIs);
+            let eager = mean_of_runs(&requests, capacity, Maintenance::AfterEachInsert);
             let (mean, max) = occupancy(&requests, capacity);
             println!(
                 "| {name} | {capacity} | {lazy:.2} | {eager:.2} | {:+.2} | {mean:.1} / {max:.1} |",
