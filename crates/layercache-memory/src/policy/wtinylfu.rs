@@ -47,6 +47,12 @@ const PROTECTED: u8 = 2;
 /// Set on a protected entry hit since it last reached the old end of protected: it gets a
 /// second chance there instead of a move on every hit (only protected entries carry it).
 const REFERENCED: u8 = 4;
+/// The one state whose hits need no policy work (a protected entry already referenced):
+/// `touch` returns at once for it, and readers only count its hits.
+const QUIET: QuietHits = QuietHits {
+    mask: 0xF,
+    value: PROTECTED | REFERENCED,
+};
 
 const PERCENT_MAIN: f64 = 0.99;
 const PERCENT_MAIN_PROTECTED: f64 = 0.80;
@@ -291,7 +297,7 @@ impl WTinyLfu {
     }
 
     fn touch<N: Nodes + ?Sized>(&mut self, n: &mut N, i: u32) {
-        if n.link(i).meta() == PROTECTED | REFERENCED {
+        if QUIET.contains(n.link(i).meta()) {
             // Hit again before its second chance: already protected and counted.
             return;
         }
@@ -339,10 +345,7 @@ impl Policy for WTinyLfu {
     }
 
     fn quiet_hits(&self) -> QuietHits {
-        QuietHits {
-            mask: 0xF,
-            value: PROTECTED | REFERENCED,
-        }
+        QUIET
     }
 
     fn on_quiet_hits(&mut self, count: u64) {
@@ -355,7 +358,7 @@ impl Policy for WTinyLfu {
             let l = n.link(i);
             match l.meta() {
                 // Nothing to touch: see `touch`.
-                m if m == PROTECTED | REFERENCED => continue,
+                m if QUIET.contains(m) => continue,
                 // A protected hit only sets a bit: its neighbours are not touched.
                 PROTECTED => {}
                 _ => {
