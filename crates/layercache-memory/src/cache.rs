@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::sync::RwLock;
+use crate::biased_lock::BiasedRwLock;
 use crossbeam_utils::CachePadded;
 
 use crate::builder::CacheBuilder;
@@ -19,7 +19,7 @@ use crate::stats::{CacheStats, Stats};
 use crate::{DefaultHashBuilder, EvictionPolicy};
 
 pub(crate) type Weigher<K, V> = Box<dyn Fn(&K, &V) -> u32 + Send + Sync>;
-type Shards<K, V, T> = Box<[CachePadded<RwLock<Shard<K, V, T>>>]>;
+type Shards<K, V, T> = Box<[CachePadded<BiasedRwLock<Shard<K, V, T>>>]>;
 
 /// The shards: their entries keep an inline deadline only when the cache expires entries,
 /// so caches without expiration pay nothing for it. Methods are written once, over both
@@ -57,7 +57,7 @@ fn make_shards<K: Hash + Eq, V, T: Stamp>(
             let capacity = max_capacity / n + u64::from(i < max_capacity % n);
             let seed = 0x9E37_79B9_7F4A_7C15u64.wrapping_mul(i + 1);
             let shard = Shard::new(policy, capacity, weighted, seed, expiring);
-            CachePadded::new(RwLock::new(shard))
+            CachePadded::new(BiasedRwLock::new(shard))
         })
         .collect()
 }
@@ -238,7 +238,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> Cache<K, V, S> {
                 let shard = lock.read();
                 shard
                     .find_hit(h, key, exp)
-                    .map(|(hit, value)| (value.clone(), shard.record_hit(hit)))
+                    .map(|(hit, value)| (value.clone(), shard.record_hit(hit, shard.tally())))
             };
             let Some((value, full)) = found else {
                 return (None, idx);
@@ -508,10 +508,10 @@ mod tests {
     /// `ReadBuffer` are `repr(C)` with those first); they must share the lock's cache line.
     #[test]
     fn a_hits_writes_share_the_lock_words_cache_line() {
-        let lock: CachePadded<RwLock<Shard<u64, u64, ()>>> = CachePadded::new(RwLock::new(
-            Shard::new(EvictionPolicy::WTinyLfu, 10, false, 1, None),
-        ));
-        let base = &*lock as *const RwLock<_> as usize;
+        let lock: CachePadded<BiasedRwLock<Shard<u64, u64, ()>>> = CachePadded::new(
+            BiasedRwLock::new(Shard::new(EvictionPolicy::WTinyLfu, 10, false, 1, None)),
+        );
+        let base = &*lock as *const BiasedRwLock<_> as usize;
         let data = lock.data_ptr() as usize;
         assert_eq!(base % 64, 0);
         assert!(data >= base && data + 16 <= base + 64, "{}", data - base);

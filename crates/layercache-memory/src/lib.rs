@@ -123,6 +123,7 @@
 //!
 //! [layercache]: https://github.com/layercache/layercache
 
+mod biased_lock;
 mod builder;
 mod cache;
 pub mod expiry;

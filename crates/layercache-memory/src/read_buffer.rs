@@ -65,15 +65,16 @@ impl ReadBuffer {
     }
 
     /// Counts a hit that needs no policy work but its number (the caller holds the shard's
-    /// read lock): a relaxed load and store, as [`ReadBuffer::record`]; racing readers may
-    /// lose counts. Returns true every [`READ_BATCH`] counts, so that a read-mostly shard
-    /// whose hits are all quiet still gets its maintenance (expiring entries, the count
-    /// reaching the policy) as often as if the hits were recorded.
+    /// read lock): see [`count_quiet`].
     #[inline]
     pub(crate) fn count_quiet(&self) -> bool {
-        let q = self.quiet.load(Ordering::Relaxed).wrapping_add(1);
-        self.quiet.store(q, Ordering::Relaxed);
-        q.is_multiple_of(READ_BATCH)
+        count_quiet(&self.quiet)
+    }
+
+    /// Adds `n` quiet hits counted elsewhere (in the shard lock's reader slots).
+    pub(crate) fn add_quiet(&mut self, n: usize) {
+        let q = self.quiet.get_mut();
+        *q = q.wrapping_add(n);
     }
 
     /// Takes the number of hits counted by [`ReadBuffer::count_quiet`] since the last call.
@@ -96,6 +97,17 @@ impl ReadBuffer {
         *self.len.get_mut() = 0;
         *self.quiet.get_mut() = 0;
     }
+}
+
+/// Counts a quiet hit in `word`: a relaxed load and store, as [`ReadBuffer::record`] (racing
+/// writers may lose counts). Returns true every [`READ_BATCH`] counts, so that a read-mostly
+/// shard whose hits are all quiet still gets its maintenance (expiring entries) as often as
+/// if the hits were recorded.
+#[inline]
+pub(crate) fn count_quiet(word: &AtomicUsize) -> bool {
+    let q = word.load(Ordering::Relaxed).wrapping_add(1);
+    word.store(q, Ordering::Relaxed);
+    q.is_multiple_of(READ_BATCH)
 }
 
 #[cfg(test)]

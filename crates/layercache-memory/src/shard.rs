@@ -12,16 +12,17 @@
 
 use std::borrow::Borrow;
 use std::hash::Hash;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use aligned_vec::{AVec, ConstAlign};
 use hashbrown::HashTable;
 
+use crate::biased_lock::Tallied;
 use crate::expiry::{Deadlines, Expiration, TimerWheel, NEVER};
 use crate::listener::RemovalCause;
 use crate::policy::list::{Link, Nodes, MAX_SHARD_ENTRIES, NIL};
 use crate::policy::{AnyPolicy, EvictionPolicy, Policy, QuietHits};
-use crate::read_buffer::ReadBuffer;
+use crate::read_buffer::{count_quiet, ReadBuffer};
 
 /// The slab of entries: aligned to a cache line, so that entries whose size divides 64
 /// bytes never straddle two lines.
@@ -241,6 +242,13 @@ pub(crate) struct Shard<K, V, T> {
     timers: Option<Box<Timers>>,
 }
 
+impl<K, V, T> Tallied for Shard<K, V, T> {
+    /// Quiet hits that readers counted in their slots of the shard lock.
+    fn add_tally(&mut self, n: usize) {
+        self.buffer.add_quiet(n);
+    }
+}
+
 impl<K: Hash + Eq, V, T: Stamp> Shard<K, V, T> {
     /// A shard; `expiring` is `Some((now, with_expiry))` when the cache expires entries.
     pub(crate) fn new(
@@ -375,14 +383,25 @@ impl<K: Hash + Eq, V, T: Stamp> Shard<K, V, T> {
     }
 
     /// Records a hit found by [`Shard::find_hit`] (the caller holds the shared lock), or only
-    /// counts it if the policy would not act on it ([`Policy::quiet_hits`]). Returns true when
-    /// the buffer should be applied: it is full, or another
-    /// [`READ_BATCH`](crate::read_buffer::READ_BATCH) quiet hits were counted.
+    /// counts it if the policy would not act on it ([`Policy::quiet_hits`]): in `tally`, the
+    /// reader's own slot of the shard lock when it has one, else in the read buffer. Returns
+    /// true when the buffer should be applied: it is full, or, in a shard whose entries
+    /// expire, another [`READ_BATCH`](crate::read_buffer::READ_BATCH) quiet hits were
+    /// counted.
     #[inline]
-    pub(crate) fn record_hit(&self, hit: Hit) -> bool {
+    pub(crate) fn record_hit(&self, hit: Hit, tally: Option<&AtomicUsize>) -> bool {
         match hit {
             Hit::Untracked => false,
-            Hit::Quiet => self.buffer.count_quiet(),
+            // Quiet hits ask for maintenance only where entries expire: otherwise it would
+            // only pass their count to the policy, which the next write does anyway (and a
+            // drain takes the write lock, which clears the shard lock's reader bias).
+            Hit::Quiet => {
+                let due = match tally {
+                    Some(word) => count_quiet(word),
+                    None => self.buffer.count_quiet(),
+                };
+                due && T::TIMED
+            }
             Hit::Record(i) => self.buffer.record(i),
         }
     }

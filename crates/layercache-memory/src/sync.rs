@@ -8,6 +8,36 @@
 
 #[cfg(not(shuttle))]
 pub(crate) use parking_lot::{Condvar, Mutex, RwLock};
+#[cfg(not(shuttle))]
+pub(crate) use parking_lot::{RwLockReadGuard, RwLockWriteGuard};
+/// Atomics (shuttle's under the model checker).
+#[cfg(not(shuttle))]
+pub(crate) use std::sync::atomic;
+
+/// A small number that tells the running thread from the others (threads get consecutive
+/// numbers in the order they first ask), for spreading threads over per-thread slots.
+#[cfg(not(shuttle))]
+#[inline]
+pub(crate) fn thread_number() -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static NUMBER: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    NUMBER.with(|n| *n)
+}
+
+/// Waits a little in a spin loop: a pause instruction at first, then yielding the core
+/// (under the model checker, always a yield, a scheduling point).
+#[cfg(not(shuttle))]
+pub(crate) fn back_off(spins: &mut u32) {
+    if *spins < 64 {
+        std::hint::spin_loop();
+    } else {
+        std::thread::yield_now();
+    }
+    *spins = spins.saturating_add(1);
+}
 
 /// A thread's id (a shuttle thread's under the model checker).
 #[cfg(not(shuttle))]
@@ -24,6 +54,23 @@ pub(crate) fn thread_id() -> ThreadId {
 
 #[cfg(shuttle)]
 pub(crate) use self::model::{thread_id, Condvar, Mutex, RwLock};
+#[cfg(shuttle)]
+pub(crate) use shuttle::sync::atomic;
+#[cfg(shuttle)]
+pub(crate) use shuttle::sync::{RwLockReadGuard, RwLockWriteGuard};
+
+/// The running shuttle thread's number.
+#[cfg(shuttle)]
+pub(crate) fn thread_number() -> usize {
+    usize::from(shuttle::thread::current().id())
+}
+
+/// A scheduling point for the model checker (a spin loop would never let the waited-for
+/// thread run).
+#[cfg(shuttle)]
+pub(crate) fn back_off(_spins: &mut u32) {
+    shuttle::thread::yield_now();
+}
 
 #[cfg(shuttle)]
 mod model {

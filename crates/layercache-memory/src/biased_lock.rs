@@ -1,0 +1,458 @@
+//! The shards' lock: a read-write lock whose readers, while no one writes, take no shared
+//! cache line at all.
+//!
+//! This is BRAVO (Dice & Kogan, "BRAVO — Biased Locking for Reader-Writer Locks", USENIX
+//! ATC 2019) over a plain read-write lock, with the table of visible readers kept per lock.
+//! A reader of an ordinary read-write lock increments and decrements one shared word: two
+//! locked read-modify-writes per `get`, and with several threads the word's cache line moves
+//! between cores on every read. Here, while the lock is *biased* to readers, a reader claims
+//! its thread's slot (one compare-and-swap on a line no other thread normally writes),
+//! checks that the bias still holds, reads, and frees the slot with a plain store. A writer
+//! takes the underlying lock, clears the bias and waits until every slot is free; readers
+//! that then find no bias take the underlying lock as before, and after [`REBIAS`] such reads
+//! one of them, holding the read lock, sets the bias again. A write-heavy shard so stays on
+//! the plain lock, and a read-mostly one on the fast path.
+//!
+//! Why it is sound: a reader's claim and its check of the bias, and a writer's clearing of
+//! the bias and its scan of the slots, are sequentially consistent. So either the reader
+//! sees the bias cleared (and releases its slot without reading), or the writer sees the
+//! slot claimed and waits for the reader's releasing store, after which the reader's loads
+//! happen before the writer's stores. A reader that sees the bias set sees every write
+//! before it: the bias is set only under the read lock, after the last writer unlocked.
+//! Threads share a slot when there are more than [`SLOTS`] of them (their numbers modulo
+//! [`SLOTS`]); one that finds its slot taken takes the read lock instead.
+//!
+//! Each slot also keeps a *tally* that only its holder writes (a `get` counts its quiet hits
+//! there, see `Policy::quiet_hits`, instead of in a word of the shard that every thread
+//! writes). A writer that clears the bias adds the tallies to the data ([`Tallied`]); with
+//! every slot free and the bias cleared, no one else can be writing them.
+
+use std::cell::UnsafeCell;
+use std::ops::{Deref, DerefMut};
+
+use crossbeam_utils::CachePadded;
+
+use crate::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use crate::sync::{back_off, thread_number, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// Reader slots per lock (a power of two). Each is a cache line pair of its own, so a lock
+/// takes `SLOTS * 128` bytes for them (2 KiB).
+pub(crate) const SLOTS: usize = 16;
+
+/// Reads on the underlying lock, after a writer cleared the bias, before a reader sets it
+/// again. Clearing costs a writer a scan of the [`SLOTS`] slots; a biased read saves a
+/// locked instruction and, with several threads, a shared cache line.
+pub(crate) const REBIAS: u32 = 32;
+
+const FREE: usize = 0;
+const HELD: usize = 1;
+
+/// A read-write lock biased to readers (see the module docs).
+///
+/// `repr(C)`: the words every read looks at (the bias and the underlying lock) come first,
+/// then the data (whose own first words a hit writes; see `Shard`).
+#[repr(C)]
+pub(crate) struct BiasedRwLock<T> {
+    bias: AtomicBool,
+    /// Reads on the underlying lock since the bias was cleared (lossy: relaxed load and
+    /// store).
+    slow_reads: AtomicU32,
+    lock: RwLock<()>,
+    data: UnsafeCell<T>,
+    slots: [CachePadded<Slot>; SLOTS],
+    /// Under the model checker: readers between a successful bias check and the release of
+    /// their slot, which a writer holding the data asserts is zero.
+    #[cfg(shuttle)]
+    inside: AtomicUsize,
+}
+
+/// A reader slot: whether a reader holds it, and the holder's tally.
+struct Slot {
+    state: AtomicUsize,
+    /// A std atomic even under the model checker: only the slot's holder and a writer that
+    /// found it free touch it, ordered by `state`.
+    tally: std::sync::atomic::AtomicUsize,
+}
+
+/// Data that takes the tallies biased readers kept in their slots.
+pub(crate) trait Tallied {
+    /// Adds `n` counts that readers tallied (called under the write lock).
+    fn add_tally(&mut self, n: usize);
+}
+
+// SAFETY: the lock hands out `&T` to several threads at once only as a read-write lock does
+// (shared references while no writer holds it, see the module docs), and `&mut T` to one
+// writer at a time; so it is `Sync` exactly when `RwLock<T>` is: `T: Send + Sync`.
+unsafe impl<T: Send + Sync> Sync for BiasedRwLock<T> {}
+
+impl<T: Tallied> BiasedRwLock<T> {
+    /// A lock around `data`, biased to readers from the start.
+    pub(crate) fn new(data: T) -> Self {
+        BiasedRwLock {
+            bias: AtomicBool::new(true),
+            slow_reads: AtomicU32::new(0),
+            lock: RwLock::new(()),
+            data: UnsafeCell::new(data),
+            slots: std::array::from_fn(|_| {
+                CachePadded::new(Slot {
+                    state: AtomicUsize::new(FREE),
+                    tally: std::sync::atomic::AtomicUsize::new(0),
+                })
+            }),
+            #[cfg(shuttle)]
+            inside: AtomicUsize::new(0),
+        }
+    }
+
+    /// Shared access: through the thread's slot while the lock is biased, otherwise the read
+    /// lock.
+    #[inline]
+    pub(crate) fn read(&self) -> ReadGuard<'_, T> {
+        if self.bias.load(Ordering::Relaxed) {
+            let slot = &self.slots[thread_number() % SLOTS];
+            if slot
+                .state
+                .compare_exchange(FREE, HELD, Ordering::SeqCst, Ordering::Relaxed)
+                .is_ok()
+            {
+                if self.bias.load(Ordering::SeqCst) {
+                    // SAFETY: the slot is claimed and the bias was seen set after the claim
+                    // (both sequentially consistent), so a writer either has not cleared the
+                    // bias yet, and will wait for this slot before it takes `&mut T`, or
+                    // has not got the lock yet; no `&mut T` exists until the guard frees
+                    // the slot (module docs).
+                    let data = unsafe { &*self.data.get() };
+                    // Under the model checker, count this reader in, then let others run
+                    // while it is inside.
+                    #[cfg(shuttle)]
+                    {
+                        self.inside.fetch_add(1, Ordering::SeqCst);
+                        shuttle::thread::yield_now();
+                    }
+                    return ReadGuard {
+                        data,
+                        hold: Hold::Slot(slot),
+                        #[cfg(shuttle)]
+                        inside: &self.inside,
+                    };
+                }
+                slot.state.store(FREE, Ordering::Release);
+            }
+        }
+        self.read_locked()
+    }
+
+    #[cold]
+    fn read_locked(&self) -> ReadGuard<'_, T> {
+        let guard = self.lock.read();
+        if !self.bias.load(Ordering::Relaxed) {
+            let n = self.slow_reads.load(Ordering::Relaxed) + 1;
+            if n >= REBIAS {
+                // Under the read lock: no writer holds the lock, and the next one to take
+                // it sees the bias and clears it again.
+                self.slow_reads.store(0, Ordering::Relaxed);
+                self.bias.store(true, Ordering::SeqCst);
+            } else {
+                self.slow_reads.store(n, Ordering::Relaxed);
+            }
+        }
+        // SAFETY: the read lock is held, so no writer holds `&mut T` (writers take the
+        // write lock) until the guard is dropped.
+        let data = unsafe { &*self.data.get() };
+        ReadGuard {
+            data,
+            hold: Hold::Lock(guard),
+            #[cfg(shuttle)]
+            inside: &self.inside,
+        }
+    }
+
+    /// Exclusive access: the write lock, after every biased reader left.
+    pub(crate) fn write(&self) -> WriteGuard<'_, T> {
+        let guard = self.lock.write();
+        // SAFETY: the write lock is held and no biased reader is inside (`revoke` waits for
+        // them), so this is the only reference to the data until the guard is dropped.
+        let data = unsafe { self.revoke() };
+        WriteGuard {
+            data,
+            _guard: guard,
+            #[cfg(shuttle)]
+            inside: &self.inside,
+        }
+    }
+
+    /// [`BiasedRwLock::write`] if the write lock is free now (it still waits for biased
+    /// readers to leave, which takes no longer than their lookups).
+    pub(crate) fn try_write(&self) -> Option<WriteGuard<'_, T>> {
+        let guard = self.lock.try_write()?;
+        // SAFETY: as in `write`.
+        let data = unsafe { self.revoke() };
+        Some(WriteGuard {
+            data,
+            _guard: guard,
+            #[cfg(shuttle)]
+            inside: &self.inside,
+        })
+    }
+
+    /// Clears the bias, waits for the readers that took the fast path, hands their tallies
+    /// to the data and returns it.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the write lock (and keeps it while it uses the result).
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn revoke(&self) -> &mut T {
+        // Only a holder of the read lock sets the bias, so it cannot change under the
+        // write lock.
+        let mut tally = 0;
+        if self.bias.load(Ordering::Relaxed) {
+            self.bias.store(false, Ordering::SeqCst);
+            for slot in &self.slots {
+                let mut spins = 0;
+                while slot.state.load(Ordering::SeqCst) != FREE {
+                    back_off(&mut spins);
+                }
+                // Free, and no reader can claim it and see the bias until a reader of the
+                // lock sets it again, which the caller's write lock excludes.
+                tally += slot.tally.load(Ordering::Relaxed);
+                slot.tally.store(0, Ordering::Relaxed);
+            }
+        }
+        self.slow_reads.store(0, Ordering::Relaxed);
+        #[cfg(shuttle)]
+        assert_eq!(
+            self.inside.load(Ordering::SeqCst),
+            0,
+            "a biased reader is inside"
+        );
+        // SAFETY: the caller holds the write lock, and every biased reader has left.
+        let data = unsafe { &mut *self.data.get() };
+        if tally > 0 {
+            data.add_tally(tally);
+        }
+        data
+    }
+
+    /// Where the data is (tests of the layout).
+    #[cfg(all(test, not(shuttle)))]
+    pub(crate) fn data_ptr(&self) -> *const T {
+        self.data.get()
+    }
+}
+
+/// What a reader holds: its slot, or the read lock.
+enum Hold<'a> {
+    Slot(&'a Slot),
+    Lock(#[allow(dead_code)] RwLockReadGuard<'a, ()>),
+}
+
+/// Shared access to a [`BiasedRwLock`]'s data.
+pub(crate) struct ReadGuard<'a, T> {
+    data: &'a T,
+    hold: Hold<'a>,
+    #[cfg(shuttle)]
+    inside: &'a AtomicUsize,
+}
+
+impl<T> Deref for ReadGuard<'_, T> {
+    type Target = T;
+    #[inline]
+    fn deref(&self) -> &T {
+        self.data
+    }
+}
+
+impl<T> ReadGuard<'_, T> {
+    /// The tally of the slot this reader holds, if it took the fast path: only the holder
+    /// writes it (relaxed loads and stores suffice), and a writer that clears the bias takes
+    /// it ([`Tallied`]).
+    #[inline]
+    pub(crate) fn tally(&self) -> Option<&std::sync::atomic::AtomicUsize> {
+        match self.hold {
+            Hold::Slot(slot) => Some(&slot.tally),
+            Hold::Lock(_) => None,
+        }
+    }
+}
+
+impl<T> Drop for ReadGuard<'_, T> {
+    #[inline]
+    fn drop(&mut self) {
+        if let Hold::Slot(slot) = self.hold {
+            #[cfg(shuttle)]
+            self.inside.fetch_sub(1, Ordering::SeqCst);
+            // Not a read-modify-write: only this reader writes the slot while it holds it.
+            slot.state.store(FREE, Ordering::Release);
+        }
+    }
+}
+
+/// Exclusive access to a [`BiasedRwLock`]'s data.
+pub(crate) struct WriteGuard<'a, T> {
+    data: &'a mut T,
+    _guard: RwLockWriteGuard<'a, ()>,
+    #[cfg(shuttle)]
+    inside: &'a AtomicUsize,
+}
+
+/// Under the model checker: no biased reader got in while the writer held the data.
+#[cfg(shuttle)]
+impl<T> Drop for WriteGuard<'_, T> {
+    fn drop(&mut self) {
+        assert_eq!(
+            self.inside.load(Ordering::SeqCst),
+            0,
+            "a biased reader got in"
+        );
+    }
+}
+
+impl<T> Deref for WriteGuard<'_, T> {
+    type Target = T;
+    #[inline]
+    fn deref(&self) -> &T {
+        self.data
+    }
+}
+
+impl<T> DerefMut for WriteGuard<'_, T> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut T {
+        self.data
+    }
+}
+
+#[cfg(all(test, not(shuttle)))]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    impl Tallied for u64 {
+        fn add_tally(&mut self, n: usize) {
+            *self += n as u64;
+        }
+    }
+    impl Tallied for () {
+        fn add_tally(&mut self, _: usize) {}
+    }
+    impl Tallied for Vec<u64> {
+        fn add_tally(&mut self, _: usize) {}
+    }
+
+    #[test]
+    fn tallies_kept_in_slots_reach_the_data_when_a_writer_clears_the_bias() {
+        let lock = BiasedRwLock::new(0u64);
+        for _ in 0..3 {
+            let r = lock.read();
+            let t = r.tally().expect("biased read");
+            t.store(t.load(Ordering::Relaxed) + 2, Ordering::Relaxed);
+        }
+        assert_eq!(*lock.write(), 6);
+        assert_eq!(*lock.write(), 6, "taken once");
+    }
+
+    #[test]
+    fn a_write_clears_the_bias_and_reads_on_the_lock_set_it_again() {
+        let lock = BiasedRwLock::new(0u64);
+        assert!(lock.bias.load(Ordering::Relaxed));
+        {
+            let r = lock.read();
+            assert!(matches!(r.hold, Hold::Slot(_)), "biased read takes a slot");
+        }
+        *lock.write() += 1;
+        assert!(!lock.bias.load(Ordering::Relaxed));
+        for _ in 0..REBIAS - 1 {
+            let r = lock.read();
+            assert!(matches!(r.hold, Hold::Lock(_)));
+            assert_eq!(*r, 1);
+        }
+        assert!(!lock.bias.load(Ordering::Relaxed));
+        drop(lock.read());
+        assert!(
+            lock.bias.load(Ordering::Relaxed),
+            "re-biased after REBIAS reads"
+        );
+        let r = lock.read();
+        assert!(matches!(r.hold, Hold::Slot(_)));
+        assert_eq!(*r, 1);
+    }
+
+    #[test]
+    fn a_reader_whose_slot_is_taken_uses_the_lock() {
+        let lock = BiasedRwLock::new(());
+        let a = lock.read();
+        let b = lock.read();
+        assert!(matches!(a.hold, Hold::Slot(_)));
+        assert!(matches!(b.hold, Hold::Lock(_)));
+        assert!(
+            lock.try_write().is_none(),
+            "a reader on the lock blocks writers"
+        );
+        drop(b);
+        drop(a);
+        assert!(lock.try_write().is_some());
+        assert!(lock
+            .slots
+            .iter()
+            .all(|s| s.state.load(Ordering::Relaxed) == FREE));
+    }
+
+    #[test]
+    fn a_writer_waits_for_biased_readers() {
+        let lock = Arc::new(BiasedRwLock::new(vec![0u64; 4]));
+        let r = lock.read();
+        assert!(matches!(r.hold, Hold::Slot(_)));
+        let writer = {
+            let lock = Arc::clone(&lock);
+            std::thread::spawn(move || {
+                let mut w = lock.write();
+                w.iter_mut().for_each(|x| *x += 1);
+            })
+        };
+        // The writer holds the write lock and waits for the slot: the data stays as read.
+        assert_eq!(*r, [0; 4]);
+        drop(r);
+        writer.join().expect("writer");
+        assert_eq!(*lock.read(), [1; 4]);
+    }
+
+    #[test]
+    fn readers_on_several_threads_never_see_a_write_half_done() {
+        use std::sync::atomic::AtomicBool as StdBool;
+        // A writer sets all 64 words to the next number, one word at a time; a reader that
+        // saw them differ would have read during a write.
+        let lock = Arc::new(BiasedRwLock::new(vec![0u64; 64]));
+        let done = Arc::new(StdBool::new(false));
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let (lock, done) = (Arc::clone(&lock), Arc::clone(&done));
+                std::thread::spawn(move || {
+                    let mut biased = 0u64;
+                    while !done.load(Ordering::Relaxed) {
+                        let r = lock.read();
+                        biased += u64::from(r.tally().is_some());
+                        let first = r[0];
+                        assert!(r.iter().all(|&x| x == first), "torn read: {:?}", *r);
+                    }
+                    biased
+                })
+            })
+            .collect();
+        for i in 1..=2_000u64 {
+            let mut w = lock.write();
+            for x in w.iter_mut() {
+                *x = std::hint::black_box(i);
+            }
+            drop(w);
+            // Let the readers re-bias the lock between writes.
+            for _ in 0..100 {
+                std::hint::spin_loop();
+            }
+        }
+        done.store(true, Ordering::Relaxed);
+        let biased: u64 = readers.into_iter().map(|r| r.join().expect("reader")).sum();
+        assert!(biased > 0, "some reads took the biased path");
+        assert_eq!(*lock.read(), vec![2_000u64; 64]);
+    }
+}
