@@ -62,15 +62,21 @@
 //! ## Consistency model
 //! Each key lives in one shard guarded by one reader-writer lock: `get` and `contains_key`
 //! take it shared, writes take it exclusive. Operations on a key are linearizable, and a `get`
-//! after an `insert` returns (in any thread) sees that insert or a later write.
+//! after an `insert` returns (in any thread) sees that insert or a later write. The lock is
+//! biased to readers (BRAVO: Dice & Kogan, USENIX ATC 2019): while a shard is not being
+//! written, a reader marks itself in a slot of its own thread (one compare-and-swap on a
+//! cache line no other thread writes) instead of in the shared lock word, so `get`s on
+//! several threads do not pass one line back and forth; a writer clears the bias and waits
+//! for those readers, and after 32 reads on the plain lock the bias is set again.
 //! Whole-cache operations (`entry_count`, `invalidate_all`, `iter`) visit shards one at a
 //! time and are weakly consistent under concurrent writes. Eviction is synchronous: it runs
 //! inside the `insert` that needs room, so there is no background thread.
 //!
 //! The eviction policy learns of hits in batches: a `get` records its hit in a small
 //! per-shard buffer, applied to the policy when it fills or before the next write to the
-//! shard (a hit the policy would not act on is only counted there, and every 64 such hits
-//! also ask for the buffer to be applied). With one thread every hit is applied, in order,
+//! shard (a hit the policy would not act on is only counted, in the reader's slot of the
+//! lock or in the buffer; in a cache that expires entries every 64 such hits also ask for the
+//! buffer to be applied, so that a read-only shard still expires its entries). With one thread every hit is applied, in order,
 //! before the next write, so replays are exact and deterministic (W-TinyLFU's hill climber checks its sample once per batch
 //! rather than after every hit). Under contention some records are lost, as with Caffeine's
 //! read buffers: a full buffer drops them until it is drained, and two readers racing for
