@@ -84,7 +84,8 @@
 //! measured 25 % faster `get`s). The policy then sees fewer hits, which can only change which
 //! entries are evicted later, never what a `get` returns. `Cache` is `Send + Sync` when `K`
 //! and `V` are. `get` clones the value, and compares keys, under the shard's read lock: a
-//! `Clone` or `Eq` implementation must not write to the same cache.
+//! `Clone` or `Eq` implementation must not use the same cache (a write would wait for the
+//! read that runs it, and so may a nested read, queued behind a waiting writer).
 
 //! ## Expiration
 //! [`time_to_live`](CacheBuilder::time_to_live), [`time_to_idle`](CacheBuilder::time_to_idle)
