@@ -27,6 +27,24 @@ pub(crate) fn thread_number() -> usize {
     NUMBER.with(|n| *n)
 }
 
+/// Nanoseconds since the first call in this process, for heuristics that need elapsed time
+/// (always 0 under the model checker, whose runs must not depend on real time).
+#[cfg(not(shuttle))]
+pub(crate) fn elapsed_nanos() -> u64 {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let nanos = EPOCH
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_nanos();
+    u64::try_from(nanos).unwrap_or(u64::MAX)
+}
+
+/// Always 0 under the model checker (see the other variant).
+#[cfg(shuttle)]
+pub(crate) fn elapsed_nanos() -> u64 {
+    0
+}
+
 /// Waits a little in a spin loop: a pause instruction at first, then yielding the core
 /// (under the model checker, always a yield, a scheduling point).
 #[cfg(not(shuttle))]

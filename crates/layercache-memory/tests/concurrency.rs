@@ -380,3 +380,63 @@ fn clones_share_one_cache() {
     assert_eq!(cache.entry_count(), 100);
     assert_eq!(cache.get(&7), Some(14));
 }
+
+/// More reader threads than the shard lock has reader slots (16): threads whose numbers
+/// share a slot take turns on it or fall back to the plain lock, while a writer keeps
+/// clearing the reader bias. Reads never go back in time, and every value belongs to its key.
+#[test]
+fn more_readers_than_reader_slots() {
+    const KEYS: u64 = 64;
+    // Few rounds: 24 busy readers on a machine of few cores leave the writer a small share
+    // of the CPU (the readers never wait for it while the lock is biased).
+    const ROUNDS: u64 = 20;
+    const READERS: u64 = 24;
+    let cache: Cache<u64, u64> = build(EvictionPolicy::WTinyLfu, 2 * KEYS, 1, false);
+    for k in 0..KEYS {
+        cache.insert(k, k << 32);
+    }
+    let done = Arc::new(AtomicBool::new(false));
+    let start = Arc::new(Barrier::new(READERS as usize + 1));
+    let readers: Vec<_> = (0..READERS)
+        .map(|r| {
+            let (cache, done, start) = (cache.clone(), done.clone(), start.clone());
+            thread::spawn(move || {
+                start.wait();
+                let mut rng = Rng::new(300 + r);
+                let mut seen = vec![0u64; KEYS as usize];
+                let mut reads_after_done = 0;
+                while reads_after_done < 500 {
+                    if done.load(Ordering::Acquire) {
+                        reads_after_done += 1;
+                    }
+                    let k = rng.below(KEYS);
+                    let v = cache.get(&k).expect("no key is ever removed or evicted");
+                    assert_eq!(v >> 32, k, "get({k}) = {v:#x}");
+                    let version = v & 0xFFFF_FFFF;
+                    assert!(
+                        version >= seen[k as usize],
+                        "key {k} went back from version {} to {version}",
+                        seen[k as usize]
+                    );
+                    seen[k as usize] = version;
+                }
+            })
+        })
+        .collect();
+    start.wait();
+    for version in 1..=ROUNDS {
+        for k in 0..KEYS {
+            cache.insert(k, k << 32 | version);
+        }
+        // Room for the readers to set the bias again before the next round clears it.
+        thread::yield_now();
+    }
+    done.store(true, Ordering::Release);
+    for r in readers {
+        r.join().unwrap();
+    }
+    check_quiescent(&cache, false, "more readers than slots");
+    for k in 0..KEYS {
+        assert_eq!(cache.get(&k), Some(k << 32 | ROUNDS));
+    }
+}
