@@ -235,6 +235,19 @@ fn concurrent_mixed_ops_weighted() {
     }
 }
 
+/// Checks that `v` (key in the high 32 bits, version in the low) was read under key `k`
+/// and that `k`'s version did not go back since the last read (`seen`), then records it.
+fn check_version(seen: &mut [u64], k: u64, v: u64, what: &str) {
+    assert_eq!(v >> 32, k, "{what}: get({k}) = {v:#x}");
+    let version = v & 0xFFFF_FFFF;
+    let last = seen[k as usize];
+    assert!(
+        version >= last,
+        "{what}: key {k} went back from version {last} to {version}"
+    );
+    seen[k as usize] = version;
+}
+
 /// Each key has one writer that writes increasing versions (and sometimes removes it); the
 /// other threads read. Since operations on a key are linearizable, a reader never sees a
 /// version older than one it saw before, and every value belongs to its key.
@@ -283,14 +296,7 @@ fn reads_of_a_key_never_go_back_in_time() {
                     }
                     let k = rng.below(KEYS);
                     if let Some(v) = cache.get(&k) {
-                        assert_eq!(v >> 32, k, "{policy}: get({k}) = {v:#x}");
-                        let version = v & 0xFFFF_FFFF;
-                        assert!(
-                            version >= seen[k as usize],
-                            "{policy}: key {k} went back from version {} to {version}",
-                            seen[k as usize]
-                        );
-                        seen[k as usize] = version;
+                        check_version(&mut seen, k, v, policy.name());
                         hits += 1;
                     }
                 }
@@ -411,14 +417,7 @@ fn more_readers_than_reader_slots() {
                     }
                     let k = rng.below(KEYS);
                     let v = cache.get(&k).expect("no key is ever removed or evicted");
-                    assert_eq!(v >> 32, k, "get({k}) = {v:#x}");
-                    let version = v & 0xFFFF_FFFF;
-                    assert!(
-                        version >= seen[k as usize],
-                        "key {k} went back from version {} to {version}",
-                        seen[k as usize]
-                    );
-                    seen[k as usize] = version;
+                    check_version(&mut seen, k, v, "more readers than slots");
                 }
             })
         })
