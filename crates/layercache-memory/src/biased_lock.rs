@@ -13,8 +13,9 @@
 //! one of them, holding the read lock, sets the bias again. A write-heavy shard so stays on
 //! the plain lock, and a read-mostly one on the fast path. As in BRAVO, a writer that had to
 //! wait for biased readers (more threads than cores, say, and a reader descheduled in its
-//! slot) keeps the bias off for [`INHIBIT`] times as long as it waited, which bounds the
-//! time writers spend waiting for slots to about a tenth of the total.
+//! slot) keeps the bias off for [`INHIBIT`] times as long as it waited, which keeps the time
+//! writers spend waiting for slots to about a tenth of the total on average (one write still
+//! waits as long as a reader stays in its slot).
 //!
 //! Why it is sound: a reader's claim and its check of the bias, and a writer's clearing of
 //! the bias and its scan of the slots, are sequentially consistent. So either the reader
@@ -77,6 +78,9 @@ pub(crate) struct BiasedRwLock<T> {
     /// their slot, which a writer holding the data asserts is zero.
     #[cfg(shuttle)]
     inside: AtomicUsize,
+    /// Tests: how many times a writer began to wait for a slot.
+    #[cfg(all(test, not(shuttle)))]
+    waits: AtomicUsize,
 }
 
 /// A reader slot: whether a reader holds it, and the holder's tally.
@@ -115,6 +119,8 @@ impl<T: Tallied> BiasedRwLock<T> {
             })),
             #[cfg(shuttle)]
             inside: AtomicUsize::new(0),
+            #[cfg(all(test, not(shuttle)))]
+            waits: AtomicUsize::new(0),
         }
     }
 
@@ -189,7 +195,9 @@ impl<T: Tallied> BiasedRwLock<T> {
         let guard = self.lock.write();
         // SAFETY: the write lock is held and no biased reader is inside (`revoke` waits for
         // them), so this is the only reference to the data until the guard is dropped.
-        let data = unsafe { self.revoke() };
+        let Some(data) = (unsafe { self.revoke(Readers::Wait) }) else {
+            unreachable!("a revocation that waits for readers always ends with the data")
+        };
         WriteGuard {
             data,
             _guard: guard,
@@ -198,12 +206,13 @@ impl<T: Tallied> BiasedRwLock<T> {
         }
     }
 
-    /// [`BiasedRwLock::write`] if the write lock is free now (it still waits for biased
-    /// readers to leave, which takes no longer than their lookups).
+    /// [`BiasedRwLock::write`] if no one holds the lock now, neither on the plain lock nor
+    /// in a slot; it never waits. (A reader may call it while it holds a slot itself: a
+    /// `get` that drains the read buffer, inside a value's `Clone` run by an outer `get`.)
     pub(crate) fn try_write(&self) -> Option<WriteGuard<'_, T>> {
         let guard = self.lock.try_write()?;
-        // SAFETY: as in `write`.
-        let data = unsafe { self.revoke() };
+        // SAFETY: as in `write`; `revoke` gives up (and keeps the bias) rather than wait.
+        let data = unsafe { self.revoke(Readers::GiveUp) }?;
         Some(WriteGuard {
             data,
             _guard: guard,
@@ -212,17 +221,18 @@ impl<T: Tallied> BiasedRwLock<T> {
         })
     }
 
-    /// Clears the bias, waits for the readers that took the fast path, hands their tallies
-    /// to the data and returns it.
+    /// Clears the bias, waits for the readers that took the fast path (or, with
+    /// [`Readers::GiveUp`], sets the bias again and returns `None` if there are any), hands
+    /// their tallies to the data and returns it.
     ///
     /// # Safety
     ///
     /// The caller holds the write lock (and keeps it while it uses the result).
     #[allow(clippy::mut_from_ref)]
-    unsafe fn revoke(&self) -> &mut T {
-        // Only a holder of the read lock sets the bias, so it cannot change under the
-        // write lock.
-        let mut tally = 0;
+    unsafe fn revoke(&self, readers: Readers) -> Option<&mut T> {
+        // Only a holder of the read lock sets the bias (or a writer that gives up, under
+        // the write lock), so it cannot change under the write lock.
+        let mut tally = 0usize;
         if self.bias.load(Ordering::Relaxed) {
             self.bias.store(false, Ordering::SeqCst);
             // When the first wait began: the clock is read only by a writer that waits.
@@ -230,13 +240,29 @@ impl<T: Tallied> BiasedRwLock<T> {
             for slot in self.slots.iter() {
                 let mut spins = 0;
                 while slot.state.load(Ordering::SeqCst) != FREE {
-                    waited_since.get_or_insert_with(elapsed_nanos);
+                    if let Readers::GiveUp = readers {
+                        // Nothing was changed (no tally taken yet), and the write lock is
+                        // still held: the biased readers may go on as before.
+                        self.bias.store(true, Ordering::SeqCst);
+                        return None;
+                    }
+                    waited_since.get_or_insert_with(|| {
+                        #[cfg(all(test, not(shuttle)))]
+                        self.waits.fetch_add(1, Ordering::SeqCst);
+                        elapsed_nanos()
+                    });
                     back_off(&mut spins);
                 }
-                // Free, and no reader can claim it and see the bias until a reader of the
-                // lock sets it again, which the caller's write lock excludes.
-                tally += slot.tally.load(Ordering::Relaxed);
-                slot.tally.store(0, Ordering::Relaxed);
+            }
+            // Every slot was seen free after the bias was cleared, and none can be claimed
+            // with the bias seen set until a reader of the lock sets it again, which the
+            // caller's write lock excludes: the tallies are the caller's.
+            for slot in self.slots.iter() {
+                let t = slot.tally.load(Ordering::Relaxed);
+                if t != 0 {
+                    tally = tally.wrapping_add(t);
+                    slot.tally.store(0, Ordering::Relaxed);
+                }
             }
             let until = waited_since.map_or(0, |since| {
                 let now = elapsed_nanos();
@@ -256,7 +282,7 @@ impl<T: Tallied> BiasedRwLock<T> {
         if tally > 0 {
             data.add_tally(tally);
         }
-        data
+        Some(data)
     }
 
     /// Where the data is (tests of the layout).
@@ -264,6 +290,14 @@ impl<T: Tallied> BiasedRwLock<T> {
     pub(crate) fn data_ptr(&self) -> *const T {
         self.data.get()
     }
+}
+
+/// What a revoking writer does about readers still in their slots.
+enum Readers {
+    /// Waits until they leave.
+    Wait,
+    /// Sets the bias again and gives up the write.
+    GiveUp,
 }
 
 /// What a reader holds: its slot, or the read lock.
@@ -413,7 +447,7 @@ mod tests {
             std::thread::spawn(move || *lock.write() += 1)
         };
         // The writer cleared the bias and now waits for this reader's slot.
-        while lock.bias.load(Ordering::SeqCst) {
+        while lock.waits.load(Ordering::SeqCst) == 0 {
             std::hint::spin_loop();
         }
         drop(r);
@@ -436,6 +470,26 @@ mod tests {
         *lock.write() += 1;
         assert_eq!(lock.inhibit_until.load(Ordering::Relaxed), 0);
         assert_eq!(*lock.read(), 2);
+    }
+
+    #[test]
+    fn try_write_never_waits_for_a_biased_reader_not_even_its_own_thread() {
+        let lock = BiasedRwLock::new(0u64);
+        {
+            let r = lock.read();
+            let t = r.tally().expect("biased read");
+            t.store(5, Ordering::Relaxed);
+            // The same thread, still in its slot: a blocking write would wait forever.
+            assert!(lock.try_write().is_none());
+            assert!(lock.bias.load(Ordering::Relaxed), "the bias is kept");
+            let again = lock.read();
+            assert!(
+                matches!(again.hold, Hold::Lock(_)),
+                "own slot taken: plain lock"
+            );
+        }
+        let w = lock.try_write().expect("no reader left");
+        assert_eq!(*w, 5, "the tally was kept, then taken once");
     }
 
     #[test]
@@ -505,7 +559,10 @@ mod tests {
                 *x = std::hint::black_box(i);
             }
             drop(w);
-            // Let the readers re-bias the lock between writes.
+            // A writer that waited for a reader keeps the bias off for a while, which under
+            // load could last the whole test: let the readers re-bias the lock right away.
+            lock.inhibit_until.store(0, Ordering::Relaxed);
+            // And a moment to do so.
             for _ in 0..100 {
                 std::hint::spin_loop();
             }

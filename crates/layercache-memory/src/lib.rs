@@ -65,9 +65,10 @@
 //! after an `insert` returns (in any thread) sees that insert or a later write. The lock is
 //! biased to readers (BRAVO: Dice & Kogan, USENIX ATC 2019): while a shard is not being
 //! written, a reader marks itself in a slot of its own thread (one compare-and-swap on a
-//! cache line no other thread writes) instead of in the shared lock word, so `get`s on
-//! several threads do not pass one line back and forth; a writer clears the bias and waits
-//! for those readers, and after 32 reads on the plain lock the bias is set again.
+//! cache line that other threads write only when more than 16 threads share the slots)
+//! instead of in the shared lock word, so `get`s on several threads do not pass one line
+//! back and forth; a writer clears the bias and waits for those readers, and about 32 reads
+//! on the plain lock later the bias is set again (later still if that writer had to wait).
 //! Whole-cache operations (`entry_count`, `invalidate_all`, `iter`) visit shards one at a
 //! time and are weakly consistent under concurrent writes. Eviction is synchronous: it runs
 //! inside the `insert` that needs room, so there is no background thread.
@@ -84,8 +85,9 @@
 //! measured 25 % faster `get`s). The policy then sees fewer hits, which can only change which
 //! entries are evicted later, never what a `get` returns. `Cache` is `Send + Sync` when `K`
 //! and `V` are. `get` clones the value, and compares keys, under the shard's read lock: a
-//! `Clone` or `Eq` implementation must not use the same cache (a write would wait for the
-//! read that runs it, and so may a nested read, queued behind a waiting writer).
+//! `Clone` or `Eq` implementation must not use the same cache. A write from there waits
+//! forever for the read that runs it, even on one thread, and a read from there can wait
+//! behind another thread's writer that waits for the outer read: a deadlock either way.
 
 //! ## Expiration
 //! [`time_to_live`](CacheBuilder::time_to_live), [`time_to_idle`](CacheBuilder::time_to_idle)

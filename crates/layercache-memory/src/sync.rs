@@ -45,14 +45,17 @@ pub(crate) fn elapsed_nanos() -> u64 {
     0
 }
 
-/// Waits a little in a spin loop: a pause instruction at first, then yielding the core
-/// (under the model checker, always a yield, a scheduling point).
+/// Waits a little in a spin loop: a pause instruction at first, then yielding the core, then
+/// (after about a thousand yields) sleeping 50 µs at a time, so a long wait does not keep a
+/// core busy (under the model checker, always a yield, a scheduling point).
 #[cfg(not(shuttle))]
 pub(crate) fn back_off(spins: &mut u32) {
     if *spins < 64 {
         std::hint::spin_loop();
-    } else {
+    } else if *spins < 1024 {
         std::thread::yield_now();
+    } else {
+        std::thread::sleep(std::time::Duration::from_micros(50));
     }
     *spins = spins.saturating_add(1);
 }
