@@ -1,5 +1,5 @@
-//! The shards' lock: a read-write lock whose readers, while no one writes, take no shared
-//! cache line at all.
+//! The shards' lock: a read-write lock whose readers, while no one writes, write no cache
+//! line that other threads use (past 16 threads, some share their slots).
 //!
 //! This is BRAVO (Dice & Kogan, "BRAVO — Biased Locking for Reader-Writer Locks", USENIX
 //! ATC 2019) over a plain read-write lock, with the table of visible readers kept per lock.
@@ -22,7 +22,8 @@
 //! sees the bias cleared (and releases its slot without reading), or the writer sees the
 //! slot claimed and waits for the reader's releasing store, after which the reader's loads
 //! happen before the writer's stores. A reader that sees the bias set sees every write
-//! before it: the bias is set only under the read lock, after the last writer unlocked.
+//! before it: the bias is set only under the read lock, after the last writer unlocked, or
+//! again by a `try_write` that found a slot held and gives up without changing anything.
 //! Threads share a slot when there are more than [`SLOTS`] of them (their numbers modulo
 //! [`SLOTS`]); one that finds its slot taken takes the read lock instead.
 //!
