@@ -163,8 +163,11 @@ impl<T: Tallied> BiasedRwLock<T> {
         self.read_locked()
     }
 
+    /// Shared access on the plain read lock, never through a slot: for long reads (a whole
+    /// shard copied or checked), during which a writer then parks on the lock instead of
+    /// spinning on a slot.
     #[cold]
-    fn read_locked(&self) -> ReadGuard<'_, T> {
+    pub(crate) fn read_locked(&self) -> ReadGuard<'_, T> {
         let guard = self.lock.read();
         if !self.bias.load(Ordering::Relaxed) {
             let n = self.slow_reads.load(Ordering::Relaxed) + 1;

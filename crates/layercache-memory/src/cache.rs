@@ -438,8 +438,9 @@ impl<K: Hash + Eq, V, S: BuildHasher> Cache<K, V, S> {
         let mut out = Vec::new();
         each!(&self.inner.shards, s => {
             for shard in s.iter() {
+                // The plain lock: a writer waits parked while the shard is copied.
                 shard
-                    .read()
+                    .read_locked()
                     .for_each(now, |k, v| out.push((k.clone(), v.clone())));
             }
         });
@@ -455,7 +456,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> Cache<K, V, S> {
         each!(&self.inner.shards, s => {
             for (i, shard) in s.iter().enumerate() {
                 shard
-                    .read()
+                    .read_locked()
                     .validate()
                     .map_err(|m| InvariantViolation(format!("shard {i}: {m}")))?;
             }
