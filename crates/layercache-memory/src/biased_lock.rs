@@ -65,8 +65,7 @@ const HELD: usize = 1;
 #[repr(C)]
 pub(crate) struct BiasedRwLock<T> {
     bias: AtomicBool,
-    /// Reads on the underlying lock since the bias was cleared (lossy: relaxed load and
-    /// store).
+    /// Reads on the underlying lock since the last write (lossy: relaxed load and store).
     slow_reads: AtomicU32,
     /// No re-bias before this time (`elapsed_nanos`; 0: none), set by a writer that waited.
     inhibit_until: AtomicU64,

@@ -505,8 +505,9 @@ mod tests {
     use super::*;
     use crate::policy::EvictionPolicy;
 
-    /// A hit writes the lock word and the read buffer's first two words (`Shard` and
-    /// `ReadBuffer` are `repr(C)` with those first); they must share the lock's cache line.
+    /// A hit on the plain lock writes the lock word and the read buffer's first two words
+    /// (`BiasedRwLock`, `Shard` and `ReadBuffer` are `repr(C)` with those first); they must
+    /// share the lock's cache line.
     #[test]
     fn a_hits_writes_share_the_lock_words_cache_line() {
         let lock: CachePadded<BiasedRwLock<Shard<u64, u64, ()>>> = CachePadded::new(

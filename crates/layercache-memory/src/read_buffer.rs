@@ -12,9 +12,10 @@
 //!
 //! A hit that the policy would not act on (a SIEVE entry already visited, a saturated
 //! S3-FIFO counter, any FIFO hit, a referenced entry in W-TinyLFU's protected segment: see
-//! `Policy::quiet_hits`) is only counted, in a second word beside the length: it takes no
-//! slot and its drain costs nothing per hit. Every `READ_BATCH` quiet hits still ask for a
-//! drain, so a read-only shard expires its entries as before.
+//! `Policy::quiet_hits`) is only counted: in the reader's own slot of the shard lock when it
+//! read through one (see `biased_lock`), else in a second word beside the length. It takes
+//! no slot here and its drain costs nothing per hit. In a shard whose entries expire, every
+//! `READ_BATCH` quiet hits still ask for a drain, so a read-only shard expires its entries.
 //!
 //! The buffer is lossy, as Caffeine's read buffers are: two readers racing for the same slot
 //! both write it and one hit is lost, and under contention it may fill before a drain, after

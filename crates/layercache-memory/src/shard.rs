@@ -216,10 +216,10 @@ pub(crate) struct Expiring {
 /// The clock reading and settings an operation on an expiring cache passes to its shard.
 pub(crate) type Now<'a, K, V> = Option<(&'a Expiration<K, V>, u64)>;
 
-/// `repr(C)` with the read buffer first: the shard sits right after its lock word (see
-/// `cache::Shards`), so a hit's two writes, the lock word and the buffer's length or quiet
-/// count, land in one cache line, which is the only line two threads reading the same shard
-/// pass back and forth.
+/// `repr(C)` with the read buffer first: the shard sits right after its lock's words (see
+/// `biased_lock::BiasedRwLock`), so a hit on the plain lock writes one cache line (the lock
+/// word, then the buffer's length or quiet count). A hit through a reader slot writes only
+/// its slot, unless it records its index in the buffer.
 #[repr(C)]
 pub(crate) struct Shard<K, V, T> {
     /// Hits recorded by readers under the shared lock (see [`ReadBuffer`]).
