@@ -238,7 +238,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> Cache<K, V, S> {
                 let shard = lock.read();
                 shard
                     .find_hit(h, key, exp)
-                    .map(|(hit, value)| (value.clone(), shard.record_hit(hit, shard.tally())))
+                    .map(|(hit, value)| (value.clone(), shard.record_hit(hit, shard.tally(), exp)))
             };
             let Some((value, full)) = found else {
                 return (None, idx);

@@ -77,7 +77,9 @@
 //! per-shard buffer, applied to the policy when it fills or before the next write to the
 //! shard (a hit the policy would not act on is only counted, in the reader's slot of the
 //! lock or in the buffer; in a cache that expires entries every 64 such hits also ask for the
-//! buffer to be applied, so that a read-only shard still expires its entries). With one thread every hit is applied, in order,
+//! buffer to be applied if the shard's timer wheel has entered a new tick since its last
+//! maintenance, so that a read-only shard still expires its entries, within a tick). With
+//! one thread every hit is applied, in order,
 //! before the next write, so replays are exact and deterministic (W-TinyLFU's hill climber checks its sample once per batch
 //! rather than after every hit). Under contention some records are lost, as with Caffeine's
 //! read buffers: a full buffer drops them until it is drained, and two readers racing for

@@ -15,7 +15,9 @@
 //! `Policy::quiet_hits`) is only counted: in the reader's own slot of the shard lock when it
 //! read through one (see `biased_lock`), else in a second word beside the length. It takes
 //! no slot here and its drain costs nothing per hit. In a shard whose entries expire, every
-//! `READ_BATCH` quiet hits still ask for a drain, so a read-only shard expires its entries.
+//! `READ_BATCH` quiet hits still ask for a drain when the shard's timer wheel may have
+//! something to expire (the clock has entered a later tick, about once a second), so a
+//! read-only shard expires its entries.
 //!
 //! The buffer is lossy, as Caffeine's read buffers are: two readers racing for the same slot
 //! both write it and one hit is lost, and under contention it may fill before a drain, after

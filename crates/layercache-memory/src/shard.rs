@@ -387,22 +387,37 @@ impl<K: Hash + Eq, V, T: Stamp> Shard<K, V, T> {
     /// reader's own slot of the shard lock when it has one, else in the read buffer. Returns
     /// true when the buffer should be applied: it is full, or, in a shard whose entries
     /// expire, another [`READ_BATCH`](crate::read_buffer::READ_BATCH) quiet hits were
-    /// counted.
+    /// counted and the timer wheel has something to do ([`TimerWheel::is_due`]).
     #[inline]
-    pub(crate) fn record_hit(&self, hit: Hit, tally: Option<&AtomicUsize>) -> bool {
+    pub(crate) fn record_hit(
+        &self,
+        hit: Hit,
+        tally: Option<&AtomicUsize>,
+        exp: Option<&Expiration<K, V>>,
+    ) -> bool {
         match hit {
             Hit::Untracked => false,
-            // Quiet hits ask for maintenance only where entries expire: otherwise it would
-            // only pass their count to the policy, which the next write does anyway (and a
-            // drain takes the write lock, which clears the shard lock's reader bias).
+            // Quiet hits ask for maintenance only where entries expire, and only when an
+            // entry may have expired since the last: otherwise a drain would only pass their
+            // count to the policy, which the next write does anyway, and it takes the write
+            // lock, which clears the shard lock's reader bias.
             Hit::Quiet => {
                 let due = match tally {
                     Some(word) => count_quiet(word),
                     None => self.buffer.count_quiet(),
                 };
-                due && T::TIMED
+                due && T::TIMED && self.maintenance_due(exp)
             }
             Hit::Record(i) => self.buffer.record(i),
+        }
+    }
+
+    /// Whether the timer wheel may have entries to expire now (reads the clock).
+    #[cold]
+    fn maintenance_due(&self, exp: Option<&Expiration<K, V>>) -> bool {
+        match (exp, self.timers.as_deref()) {
+            (Some(exp), Some(t)) => t.wheel.is_due(exp.now()),
+            _ => false,
         }
     }
 
