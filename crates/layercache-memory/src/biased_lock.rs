@@ -33,7 +33,9 @@
 //! every slot free and the bias cleared, no one else can be writing them.
 
 use std::cell::UnsafeCell;
+use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
+use std::ptr::NonNull;
 
 use crossbeam_utils::CachePadded;
 
@@ -140,8 +142,8 @@ impl<T: Tallied> BiasedRwLock<T> {
                     // (both sequentially consistent), so a writer either has not cleared the
                     // bias yet, and will wait for this slot before it takes `&mut T`, or
                     // has not got the lock yet; no `&mut T` exists until the guard frees
-                    // the slot (module docs).
-                    let data = unsafe { &*self.data.get() };
+                    // the slot (module docs). The guard keeps a pointer, and `deref` makes
+                    // the shared reference.
                     // Under the model checker, count this reader in, then let others run
                     // while it is inside.
                     #[cfg(shuttle)]
@@ -150,8 +152,9 @@ impl<T: Tallied> BiasedRwLock<T> {
                         shuttle::thread::yield_now();
                     }
                     return ReadGuard {
-                        data,
+                        data: self.data_ptr(),
                         hold: Hold::Slot(slot),
+                        _data: PhantomData,
                         #[cfg(shuttle)]
                         inside: &self.inside,
                     };
@@ -182,12 +185,12 @@ impl<T: Tallied> BiasedRwLock<T> {
                 self.slow_reads.store(n, Ordering::Relaxed);
             }
         }
-        // SAFETY: the read lock is held, so no writer holds `&mut T` (writers take the
-        // write lock) until the guard is dropped.
-        let data = unsafe { &*self.data.get() };
+        // The read lock is held, so no writer holds `&mut T` (writers take the write lock)
+        // until the guard is dropped.
         ReadGuard {
-            data,
+            data: self.data_ptr(),
             hold: Hold::Lock(guard),
+            _data: PhantomData,
             #[cfg(shuttle)]
             inside: &self.inside,
         }
@@ -204,6 +207,7 @@ impl<T: Tallied> BiasedRwLock<T> {
         WriteGuard {
             data,
             _guard: guard,
+            _data: PhantomData,
             #[cfg(shuttle)]
             inside: &self.inside,
         }
@@ -219,6 +223,7 @@ impl<T: Tallied> BiasedRwLock<T> {
         Some(WriteGuard {
             data,
             _guard: guard,
+            _data: PhantomData,
             #[cfg(shuttle)]
             inside: &self.inside,
         })
@@ -230,9 +235,9 @@ impl<T: Tallied> BiasedRwLock<T> {
     ///
     /// # Safety
     ///
-    /// The caller holds the write lock (and keeps it while it uses the result).
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn revoke(&self, readers: Readers) -> Option<&mut T> {
+    /// The caller holds the write lock (and keeps it while it uses the result, the data's
+    /// address, which it may then read and write through).
+    unsafe fn revoke(&self, readers: Readers) -> Option<NonNull<T>> {
         // Only a holder of the read lock sets the bias (or a writer that gives up, under
         // the write lock), so it cannot change under the write lock.
         let mut tally = 0usize;
@@ -280,17 +285,26 @@ impl<T: Tallied> BiasedRwLock<T> {
             0,
             "a biased reader is inside"
         );
-        // SAFETY: the caller holds the write lock, and every biased reader has left.
-        let data = unsafe { &mut *self.data.get() };
+        let mut data = self.data_ptr();
         if tally > 0 {
-            data.add_tally(tally);
+            // SAFETY: the caller holds the write lock, and every biased reader has left;
+            // the reference ends here.
+            unsafe { data.as_mut() }.add_tally(tally);
         }
         Some(data)
     }
 
+    /// The data's address. Guards keep it rather than a reference: a reference held in a
+    /// guard would still be live (and, as part of a function argument, protected) while
+    /// the guard's `drop` releases the lock, and so overlap the next holder's reference,
+    /// which the aliasing rules forbid (Miri's Stacked Borrows reported it).
+    fn data_ptr(&self) -> NonNull<T> {
+        NonNull::from(&self.data).cast()
+    }
+
     /// Where the data is (tests of the layout).
     #[cfg(all(test, not(shuttle)))]
-    pub(crate) fn data_ptr(&self) -> *const T {
+    pub(crate) fn data_addr(&self) -> *const T {
         self.data.get()
     }
 }
@@ -311,8 +325,10 @@ enum Hold<'a> {
 
 /// Shared access to a [`BiasedRwLock`]'s data.
 pub(crate) struct ReadGuard<'a, T> {
-    data: &'a T,
+    /// Shared access to it while the guard lives (see [`BiasedRwLock::data_ptr`]).
+    data: NonNull<T>,
     hold: Hold<'a>,
+    _data: PhantomData<&'a T>,
     #[cfg(shuttle)]
     inside: &'a AtomicUsize,
 }
@@ -321,7 +337,9 @@ impl<T> Deref for ReadGuard<'_, T> {
     type Target = T;
     #[inline]
     fn deref(&self) -> &T {
-        self.data
+        // SAFETY: the guard holds a slot seen with the bias set, or the read lock: no
+        // `&mut T` exists while it lives, and the reference cannot outlive it.
+        unsafe { self.data.as_ref() }
     }
 }
 
@@ -352,8 +370,10 @@ impl<T> Drop for ReadGuard<'_, T> {
 
 /// Exclusive access to a [`BiasedRwLock`]'s data.
 pub(crate) struct WriteGuard<'a, T> {
-    data: &'a mut T,
+    /// Exclusive access to it while the guard lives (see [`BiasedRwLock::data_ptr`]).
+    data: NonNull<T>,
     _guard: RwLockWriteGuard<'a, ()>,
+    _data: PhantomData<&'a mut T>,
     #[cfg(shuttle)]
     inside: &'a AtomicUsize,
 }
@@ -374,14 +394,17 @@ impl<T> Deref for WriteGuard<'_, T> {
     type Target = T;
     #[inline]
     fn deref(&self) -> &T {
-        self.data
+        // SAFETY: the guard holds the write lock and no biased reader is inside, so no
+        // other reference to the data exists while it lives.
+        unsafe { self.data.as_ref() }
     }
 }
 
 impl<T> DerefMut for WriteGuard<'_, T> {
     #[inline]
     fn deref_mut(&mut self) -> &mut T {
-        self.data
+        // SAFETY: as in `deref`; `&mut self` makes this the guard's only reference.
+        unsafe { self.data.as_mut() }
     }
 }
 
