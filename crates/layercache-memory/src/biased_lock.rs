@@ -31,6 +31,12 @@
 //! there, see `Policy::quiet_hits`, instead of in a word of the shard that every thread
 //! writes). A writer that clears the bias adds the tallies to the data ([`Tallied`]); with
 //! every slot free and the bias cleared, no one else can be writing them.
+//!
+//! How it is checked: `tests/shuttle.rs` runs readers against a writer under the shuttle
+//! model checker, which counts the readers inside and fails if a writer holds the data
+//! while one is there. The unit tests below also run under Miri (`.ci/run`), which checks
+//! the aliasing rules. Miri is why the guards keep the data's address rather than a
+//! reference (see [`BiasedRwLock::data_ptr`]).
 
 use std::cell::UnsafeCell;
 use std::marker::PhantomData;
