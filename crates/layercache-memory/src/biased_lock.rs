@@ -585,7 +585,9 @@ mod tests {
                 })
             })
             .collect();
-        for i in 1..=2_000u64 {
+        // Fewer under Miri, which interprets every step.
+        let writes = if cfg!(miri) { 300 } else { 2_000u64 };
+        for i in 1..=writes {
             let mut w = lock.write();
             for x in w.iter_mut() {
                 *x = std::hint::black_box(i);
@@ -594,14 +596,22 @@ mod tests {
             // A writer that waited for a reader keeps the bias off for a while, which under
             // load could last the whole test: let the readers re-bias the lock right away.
             lock.inhibit_until.store(0, Ordering::Relaxed);
-            // And a moment to do so.
-            for _ in 0..100 {
-                std::hint::spin_loop();
+            // And give them time to (32 reads on the lock), so that the next write races
+            // biased readers; a scheduler that runs threads rarely (Miri's) needs yields.
+            for _ in 0..1_000 {
+                if lock.bias.load(Ordering::Relaxed) {
+                    break;
+                }
+                std::thread::yield_now();
             }
         }
         done.store(true, Ordering::Relaxed);
         let biased: u64 = readers.into_iter().map(|r| r.join().expect("reader")).sum();
-        assert!(biased > 0, "some reads took the biased path");
-        assert_eq!(*lock.read(), vec![2_000u64; 64]);
+        // Natively the readers take the biased path between writes. Miri's scheduler may
+        // run the writer whenever a reader re-biases (seeds 1 and 3 of 0..4 did, in 300
+        // writes): there the test still checks the aliasing of whatever interleavings ran,
+        // and the tests above take the biased path deterministically.
+        assert!(biased > 0 || cfg!(miri), "some reads took the biased path");
+        assert_eq!(*lock.read(), vec![writes; 64]);
     }
 }
