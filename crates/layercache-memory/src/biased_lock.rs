@@ -144,12 +144,11 @@ impl<T: Tallied> BiasedRwLock<T> {
                 .is_ok()
             {
                 if self.bias.load(Ordering::SeqCst) {
-                    // SAFETY: the slot is claimed and the bias was seen set after the claim
-                    // (both sequentially consistent), so a writer either has not cleared the
-                    // bias yet, and will wait for this slot before it takes `&mut T`, or
-                    // has not got the lock yet; no `&mut T` exists until the guard frees
-                    // the slot (module docs). The guard keeps a pointer, and `deref` makes
-                    // the shared reference.
+                    // Shared access holds: the slot is claimed and the bias was seen set
+                    // after the claim (both sequentially consistent), so a writer either has
+                    // not cleared the bias yet, and will wait for this slot before it takes
+                    // `&mut T`, or has not got the lock yet; no `&mut T` exists until the
+                    // guard frees the slot (module docs). The guard's `deref` relies on it.
                     // Under the model checker, count this reader in, then let others run
                     // while it is inside.
                     #[cfg(shuttle)]
@@ -343,8 +342,9 @@ impl<T> Deref for ReadGuard<'_, T> {
     type Target = T;
     #[inline]
     fn deref(&self) -> &T {
-        // SAFETY: the guard holds a slot seen with the bias set, or the read lock: no
-        // `&mut T` exists while it lives, and the reference cannot outlive it.
+        // SAFETY: the guard holds a slot claimed before the bias was seen set, or the read
+        // lock (see `read`): no `&mut T` exists while it lives, and the reference cannot
+        // outlive it.
         unsafe { self.data.as_ref() }
     }
 }
