@@ -586,7 +586,7 @@ mod tests {
             })
             .collect();
         // Fewer under Miri, which interprets every step.
-        let writes = if cfg!(miri) { 300 } else { 2_000u64 };
+        let writes = if cfg!(miri) { 100 } else { 2_000u64 };
         for i in 1..=writes {
             let mut w = lock.write();
             for x in w.iter_mut() {
