@@ -608,9 +608,10 @@ mod tests {
         done.store(true, Ordering::Relaxed);
         let biased: u64 = readers.into_iter().map(|r| r.join().expect("reader")).sum();
         // Natively the readers take the biased path between writes. Miri's scheduler may
-        // run the writer whenever a reader re-biases (seeds 1 and 3 of 0..4 did, in 300
-        // writes): there the test still checks the aliasing of whatever interleavings ran,
-        // and the tests above take the biased path deterministically.
+        // run the writer whenever a reader re-biases (seed 1 did with an earlier version of
+        // this test, seed 3 with this one at 300 writes): there the test still checks the
+        // aliasing of whatever interleavings ran, and the tests above take the biased path
+        // deterministically.
         assert!(biased > 0 || cfg!(miri), "some reads took the biased path");
         assert_eq!(*lock.read(), vec![writes; 64]);
     }
