@@ -303,14 +303,8 @@ impl<T: Tallied> BiasedRwLock<T> {
     /// guard would still be live (and, as part of a function argument, protected) while
     /// the guard's `drop` releases the lock, and so overlap the next holder's reference,
     /// which the aliasing rules forbid (Miri's Stacked Borrows reported it).
-    fn data_ptr(&self) -> NonNull<T> {
+    pub(crate) fn data_ptr(&self) -> NonNull<T> {
         NonNull::from(&self.data).cast()
-    }
-
-    /// Where the data is (tests of the layout).
-    #[cfg(all(test, not(shuttle)))]
-    pub(crate) fn data_addr(&self) -> *const T {
-        self.data.get()
     }
 }
 

@@ -514,7 +514,7 @@ mod tests {
             BiasedRwLock::new(Shard::new(EvictionPolicy::WTinyLfu, 10, false, 1, None)),
         );
         let base = &*lock as *const BiasedRwLock<_> as usize;
-        let data = lock.data_addr() as usize;
+        let data = lock.data_ptr().as_ptr() as usize;
         assert_eq!(base % 64, 0);
         assert!(data >= base && data + 16 <= base + 64, "{}", data - base);
     }
