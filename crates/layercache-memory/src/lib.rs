@@ -79,9 +79,9 @@
 //! lock or in the buffer; in a cache that expires entries every 64 such hits also ask for the
 //! buffer to be applied if the shard's timer wheel has entered a new tick since its last
 //! maintenance, so that a read-only shard still expires its entries, within a tick). With
-//! one thread every hit is applied, in order,
-//! before the next write, so replays are exact and deterministic (W-TinyLFU's hill climber checks its sample once per batch
-//! rather than after every hit). Under contention some records are lost, as with Caffeine's
+//! one thread every hit is applied, in order, before the next write, so replays are exact
+//! and deterministic (W-TinyLFU's hill climber checks its sample once per batch rather than
+//! after every hit). Under contention some records are lost, as with Caffeine's
 //! read buffers: a full buffer drops them until it is drained, and two readers racing for
 //! one slot keep one of their hits (the buffer is written without locked instructions, which
 //! measured 25 % faster `get`s). The policy then sees fewer hits, which can only change which

@@ -1,8 +1,8 @@
 //! Model checks of the engine's core paths on one key with
 //! [shuttle](https://github.com/awslabs/shuttle): insert vs remove vs expiry vs load, loads
-//! vs loads, computes vs computes, biased readers vs a writer. Each test explores 10,000 random schedules of the
-//! real engine (its locks are shuttle's under `--cfg shuttle`, see `src/sync.rs`) and runs
-//! the invariant checker after each.
+//! vs loads, computes vs computes, biased readers vs a writer. Each test explores 10,000
+//! random schedules of the real engine (its locks are shuttle's under `--cfg shuttle`, see
+//! `src/sync.rs`) and runs the invariant checker after each.
 //!
 //! ```text
 //! RUSTFLAGS="--cfg shuttle" CARGO_TARGET_DIR=target/shuttle \
