@@ -31,12 +31,9 @@ pub(crate) fn thread_number() -> usize {
 /// (always 0 under the model checker, whose runs must not depend on real time).
 #[cfg(not(shuttle))]
 pub(crate) fn elapsed_nanos() -> u64 {
-    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    let nanos = EPOCH
-        .get_or_init(std::time::Instant::now)
-        .elapsed()
-        .as_nanos();
-    u64::try_from(nanos).unwrap_or(u64::MAX)
+    use crate::{Clock, MonotonicClock};
+    static CLOCK: std::sync::OnceLock<MonotonicClock> = std::sync::OnceLock::new();
+    CLOCK.get_or_init(MonotonicClock::new).now()
 }
 
 /// Always 0 under the model checker (see the other variant).
