@@ -25,10 +25,16 @@
 //! | [`Lfu`](EvictionPolicy::Lfu) | least frequently used, counts halved periodically | Shah et al. 2010 |
 //! | [`Fifo`](EvictionPolicy::Fifo) | first in, first out | — |
 //!
-//! Every policy runs in the same engine: a shard is a `hashbrown` table of `u32` indices into
-//! a dense slab of entries, and the policy threads its queues through 16 bytes of links per
-//! entry. A `u64 → u64` entry costs about 47 bytes in all, about 48 once the cache evicts and
-//! W-TinyLFU's ghosts are in use (see `BENCHMARKS.md`). The slab is an
+//! Every policy runs in the same engine: a shard is a hash index of `u32` positions into a
+//! dense slab of entries, and the policy threads its queues through 16 bytes of links per
+//! entry. The index is the engine's own rather than `hashbrown`'s: its 64-byte groups hold
+//! each slot's one-byte tag next to the slot's position, so a lookup reads one cache line of
+//! index where `hashbrown::HashTable<u32>` reads two (its control bytes and its slots live
+//! apart), and a `get` on a large cache misses the cache twice instead of three times. It is
+//! also sized exactly for a bounded shard instead of to a power of two. A `u64 → u64` entry
+//! costs about 43 bytes in all, about 44 once the cache evicts and W-TinyLFU's ghosts are in
+//! use (see `BENCHMARKS.md` §2 and §3 for both figures against the `hashbrown` table). The
+//! slab is an
 //! [`aligned_vec::AVec`] aligned to a 64-byte cache line (a `Vec` is only as aligned as its
 //! element), so that a 32-byte entry never straddles two lines; a hit reads the key, the value
 //! and the entry's policy bits in one cache miss. A hit that the policy would not act on (an
@@ -139,6 +145,7 @@ mod builder;
 mod cache;
 pub mod expiry;
 pub mod future;
+mod index;
 mod listener;
 mod load;
 mod loader;

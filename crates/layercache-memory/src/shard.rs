@@ -1,24 +1,25 @@
-//! One shard: a hash table of slab indices, a dense slab of entries and a policy.
+//! One shard: a hash index of slab positions, a dense slab of entries and a policy.
 //!
-//! Memory layout: the table (`hashbrown::HashTable<u32>`) holds 4-byte indices into `entries`,
-//! a vector kept dense by swap-removal and aligned to a 64-byte cache line (`aligned-vec`'s
-//! `AVec`: a `Vec` is only as aligned as its element, 8 bytes here, and the allocator
-//! typically returns large blocks at 16 bytes past a page, so every other 32-byte entry
-//! straddled two cache lines and a hit that reads the key, the value and the entry's policy
-//! bits missed twice). An entry is its key, its value and a 16-byte [`Link`]
+//! Memory layout: the [`Index`] holds 4-byte positions into `entries` (about 6–9 bytes per
+//! entry: 64-byte groups of 12 tagged slots, at most 7/8 full, sized exactly for a bounded
+//! shard), and `entries` is a vector kept dense by swap-removal and aligned to a 64-byte cache
+//! line (`aligned-vec`'s `AVec`: a `Vec` is only as aligned as its element, 8 bytes here, and
+//! the allocator typically returns large blocks at 16 bytes past a page, so every other
+//! 32-byte entry straddled two cache lines and a hit that reads the key, the value and the
+//! entry's policy bits missed twice). An entry is its key, its value and a 16-byte [`Link`]
 //! (policy links, 4 policy bits, 32 bits of hash, weight), so `u64 → u64` entries take
-//! 32 bytes plus about 5–11 bytes of table. The table hash is derived from the stored 32-bit
-//! hash, so neither resizing nor relocation ever re-hashes a key.
+//! 32 bytes in the slab. The index works from the stored 32-bit hash, so neither growing it
+//! nor relocating an entry ever re-hashes a key.
 
 use std::borrow::Borrow;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use aligned_vec::{AVec, ConstAlign};
-use hashbrown::HashTable;
 
 use crate::biased_lock::Tallied;
 use crate::expiry::{Deadlines, Expiration, TimerWheel, NEVER};
+use crate::index::Index;
 use crate::listener::RemovalCause;
 use crate::policy::list::{Link, Nodes, MAX_SHARD_ENTRIES, NIL};
 use crate::policy::{AnyPolicy, EvictionPolicy, Policy, QuietHits};
@@ -84,13 +85,6 @@ impl<K, V, T> Nodes for [Entry<K, V, T>] {
     fn link_mut(&mut self, i: u32) -> &mut Link {
         &mut self[i as usize].link
     }
-}
-
-/// The table hash of an entry, from its stored 32-bit hash (mixes the bits into hashbrown's
-/// 7-bit tag, which reads the top of the word).
-#[inline]
-fn table_hash(h: u32) -> u64 {
-    u64::from(h).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 /// How a hit found by [`Shard::find_hit`] reaches the policy.
@@ -224,7 +218,7 @@ pub(crate) type Now<'a, K, V> = Option<(&'a Expiration<K, V>, u64)>;
 pub(crate) struct Shard<K, V, T> {
     /// Hits recorded by readers under the shared lock (see [`ReadBuffer`]).
     buffer: ReadBuffer,
-    table: HashTable<u32>,
+    table: Index,
     entries: Slab<Entry<K, V, T>>,
     policy: AnyPolicy,
     capacity: u64,
@@ -260,7 +254,7 @@ impl<K: Hash + Eq, V, T: Stamp> Shard<K, V, T> {
     ) -> Self {
         let policy = AnyPolicy::new(kind, capacity, weighted, seed);
         Shard {
-            table: HashTable::new(),
+            table: Index::default(),
             entries: Slab::new(0),
             quiet: policy.quiet_hits(),
             policy,
@@ -305,10 +299,7 @@ impl<K: Hash + Eq, V, T: Stamp> Shard<K, V, T> {
     {
         let entries = &self.entries;
         self.table
-            .find(table_hash(hash), |&i| {
-                entries[i as usize].key.borrow() == key
-            })
-            .copied()
+            .find(hash, |i| entries[i as usize].key.borrow() == key)
     }
 
     /// Looks `key` up without changing anything: how a hit on it reaches the policy ([`Hit`]:
@@ -615,9 +606,8 @@ impl<K: Hash + Eq, V, T: Stamp> Shard<K, V, T> {
             stamp: T::new(deadline),
         });
         let entries = &self.entries;
-        self.table.insert_unique(table_hash(hash), i, |&j| {
-            table_hash(entries[j as usize].link.hash)
-        });
+        self.table
+            .insert(hash, i, self.entry_limit, |j| entries[j as usize].link.hash);
         self.weight += u64::from(weight);
         self.link_new(i);
         let outcome = match previous {
@@ -738,15 +728,13 @@ impl<K: Hash + Eq, V, T: Stamp> Shard<K, V, T> {
     /// moving the last entry into its place.
     fn remove_at(&mut self, i: u32) -> Entry<K, V, T> {
         let hash = self.entries[i as usize].link.hash;
-        if let Ok(slot) = self.table.find_entry(table_hash(hash), |&x| x == i) {
-            slot.remove();
-        }
+        let found = self.table.remove(hash, i);
+        debug_assert!(found, "entry {i} is in the index");
         let last = (self.entries.len() - 1) as u32;
         if i != last {
             let moved = self.entries[last as usize].link;
-            if let Some(slot) = self.table.find_mut(table_hash(moved.hash), |&x| x == last) {
-                *slot = i;
-            }
+            let found = self.table.relocate(moved.hash, last, i);
+            debug_assert!(found, "entry {last} is in the index");
             if moved.prev() != NIL {
                 self.entries[moved.prev() as usize].link.set_next(i);
             }
@@ -781,7 +769,7 @@ impl<K: Hash + Eq, V, T: Stamp> Shard<K, V, T> {
                 n
             ));
         }
-        for &i in self.table.iter() {
+        for i in self.table.iter() {
             let e = self
                 .entries
                 .get(i as usize)
