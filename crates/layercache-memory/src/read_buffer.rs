@@ -11,8 +11,8 @@
 //! applied in order before the next write (replays stay exact).
 //!
 //! A hit that the policy would not act on (a SIEVE entry already visited, a saturated
-//! S3-FIFO counter, any FIFO hit, a referenced entry in W-TinyLFU's protected segment: see
-//! `Policy::quiet_hits`) is only counted: in the reader's own slot of the shard lock when it
+//! S3-FIFO counter, any FIFO hit, a referenced entry in W-TinyLFU's window or protected
+//! segment: see `Policy::quiet_hits`) is only counted: in the reader's own slot of the shard lock when it
 //! read through one (see `biased_lock`), else in a second word beside the length. It takes
 //! no slot here and its drain costs nothing per hit. In a shard whose entries expire, every
 //! `READ_BATCH` quiet hits still ask for a drain when the shard's timer wheel may have
