@@ -105,9 +105,9 @@ impl Index {
         }
     }
 
-    /// The first index stored under `hash` for which `eq` holds.
+    /// The group and slot of the first index stored under `hash` for which `eq` holds.
     #[inline]
-    pub(crate) fn find(&self, hash: u32, mut eq: impl FnMut(u32) -> bool) -> Option<u32> {
+    fn probe(&self, hash: u32, mut eq: impl FnMut(u32) -> bool) -> Option<(usize, usize)> {
         if self.groups.is_empty() {
             return None;
         }
@@ -118,9 +118,9 @@ impl Index {
             let group = &self.groups[g];
             let mut m = group.matches(tag);
             while m != 0 {
-                let i = group.slots[first_slot(m)];
-                if eq(i) {
-                    return Some(i);
+                let s = first_slot(m);
+                if eq(group.slots[s]) {
+                    return Some((g, s));
                 }
                 m &= m - 1;
             }
@@ -132,28 +132,15 @@ impl Index {
         None
     }
 
+    /// The first index stored under `hash` for which `eq` holds.
+    #[inline]
+    pub(crate) fn find(&self, hash: u32, eq: impl FnMut(u32) -> bool) -> Option<u32> {
+        self.probe(hash, eq).map(|(g, s)| self.groups[g].slots[s])
+    }
+
     /// The group and slot holding index `i` stored under `hash`.
     fn position(&self, hash: u32, i: u32) -> Option<(usize, usize)> {
-        if self.groups.is_empty() {
-            return None;
-        }
-        let (mut g, tag) = self.home(hash);
-        for _ in 0..self.groups.len() {
-            let group = &self.groups[g];
-            let mut m = group.matches(tag);
-            while m != 0 {
-                let s = first_slot(m);
-                if group.slots[s] == i {
-                    return Some((g, s));
-                }
-                m &= m - 1;
-            }
-            if group.overflow == 0 {
-                return None;
-            }
-            g = self.next(g);
-        }
-        None
+        self.probe(hash, |x| x == i)
     }
 
     /// Stores index `i` under `hash` (the caller knows it is not there yet). `hash_of` gives
