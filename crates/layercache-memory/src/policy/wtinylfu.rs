@@ -377,8 +377,8 @@ impl Policy for WTinyLfu {
             match l.meta() {
                 // Nothing to touch: see `touch`.
                 m if QUIET.contains(m) => continue,
-                // A protected hit only sets a bit: its neighbours are not touched.
-                PROTECTED => {}
+                // A window or protected hit only sets a bit: its neighbours are not touched.
+                WINDOW | PROTECTED => {}
                 _ => {
                     for j in [l.prev(), l.next()] {
                         if j != NIL {
