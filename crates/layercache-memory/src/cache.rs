@@ -23,7 +23,7 @@ type Shards<K, V, T> = Box<[CachePadded<BiasedRwLock<Shard<K, V, T>>>]>;
 
 /// The shards: their entries keep an inline deadline only when the cache expires entries,
 /// so caches without expiration pay nothing for it. Methods are written once, over both
-/// kinds, with [`each!`].
+/// kinds, with the `each!` macro (below).
 enum ShardSet<K, V> {
     Plain(Shards<K, V, ()>),
     Timed(Shards<K, V, AtomicU64>),

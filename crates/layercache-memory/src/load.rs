@@ -1,9 +1,10 @@
 //! Loading and computing through the cache: `get_with`, `try_get_with`,
 //! `optionally_get_with`, `and_compute_with` and [`EntryRef`].
 //!
-//! All of them go through one per-key slot of the cache's [`Coalescer`], for the sync cache
-//! here and for [`future::Cache`](crate::future::Cache): concurrent callers for one missing
-//! key run one initializer and share its outcome; a compute holds the slot while it
+//! All of them go through one per-key slot of the cache's
+//! [`Coalescer`](crate::loader::Coalescer), for the sync cache here and for
+//! [`future::Cache`](crate::future::Cache): concurrent callers for one missing key run one
+//! initializer and share its outcome; a compute holds the slot while it
 //! reads, modifies and writes, so computes (and loads) on one key never interleave.
 //! The steps both front ends share live here ([`Cache::begin_load`], [`Cache::complete`]);
 //! each front end only adds its own way of running the initializer and of waiting.

@@ -1,7 +1,7 @@
 //! The locks the engine uses, behind one seam so a model checker can replace them.
 //!
 //! Normally these are [`parking_lot`]'s (small, fast, no poisoning). Built with
-//! `RUSTFLAGS="--cfg shuttle"`, they are thin wrappers over [`shuttle`]'s, which gives
+//! `RUSTFLAGS="--cfg shuttle"`, they are thin wrappers over `shuttle`'s, which gives
 //! [shuttle](https://github.com/awslabs/shuttle) a scheduling point at every lock operation,
 //! so `tests/shuttle.rs` can explore thousands of interleavings of the real engine code.
 //! Both variants have the same (parking_lot-style) API.
