@@ -186,7 +186,7 @@ impl WTinyLfu {
             if self.protected.weight <= self.protected_max {
                 break;
             }
-            self.settle_protected(n);
+            self.settle(n, PROTECTED, &mut { QUEUE_TRANSFER_THRESHOLD });
             let Some(d) = self.protected.pop_front(n) else {
                 break;
             };
@@ -195,21 +195,20 @@ impl WTinyLfu {
         }
     }
 
-    /// Gives the referenced entries at the old end of protected their second chance (back to
-    /// the new end, unreferenced), so that its head is an entry not hit since it last got
-    /// there. At most [`QUEUE_TRANSFER_THRESHOLD`] second chances per call bound its latency
-    /// (the head may then still be referenced; it is demoted all the same).
-    fn settle_protected<N: Nodes + ?Sized>(&mut self, n: &mut N) {
-        for _ in 0..QUEUE_TRANSFER_THRESHOLD {
-            let h = self.protected.head;
-            if h == NIL {
+    /// Gives the referenced entries at the old end of `segment` (the window or protected)
+    /// their second chance (back to the new end, unreferenced), so that its head is an entry
+    /// not hit since it last got there. Each second chance takes one from `budget`, which
+    /// bounds the latency: once it is spent, the head may still be referenced, and it leaves
+    /// the segment all the same.
+    fn settle<N: Nodes + ?Sized>(&mut self, n: &mut N, segment: u8, budget: &mut usize) {
+        while *budget > 0 {
+            let h = self.queue(segment).head;
+            if h == NIL || n.link(h).meta() & REFERENCED == 0 {
                 break;
             }
-            if n.link(h).meta() & REFERENCED == 0 {
-                break;
-            }
-            n.link_mut(h).set_meta(PROTECTED);
-            self.protected.move_to_back(n, h);
+            *budget -= 1;
+            n.link_mut(h).set_meta(segment);
+            self.queue(segment).move_to_back(n, h);
         }
     }
 
@@ -219,17 +218,12 @@ impl WTinyLfu {
     /// like the others).
     fn drain_window<N: Nodes + ?Sized>(&mut self, n: &mut N, incoming: u32) -> u32 {
         let mut moved = 0;
-        let mut chances = 0;
+        let mut chances = QUEUE_TRANSFER_THRESHOLD;
         while self.window.weight + u64::from(incoming) > self.window_max {
+            self.settle(n, WINDOW, &mut chances);
             let Some(c) = self.window.pop_front(n) else {
                 break;
             };
-            if n.link(c).meta() & REFERENCED != 0 && chances < QUEUE_TRANSFER_THRESHOLD {
-                chances += 1;
-                n.link_mut(c).set_meta(WINDOW);
-                self.window.push_back(n, c);
-                continue;
-            }
             n.link_mut(c).set_meta(PROBATION);
             self.probation.push_back(n, c);
             moved += 1;
@@ -532,7 +526,9 @@ mod tests {
         // After its second chance (settle moves 0, then 1, both referenced, to the new end,
         // unreferenced), a hit counts again.
         links[0].set_meta(PROTECTED | REFERENCED);
-        p.settle_protected(links.as_mut_slice());
+        p.settle(links.as_mut_slice(), PROTECTED, &mut {
+            QUEUE_TRANSFER_THRESHOLD
+        });
         assert_eq!(links[1].meta(), PROTECTED);
         p.touch(links.as_mut_slice(), 1);
         assert_eq!(p.sketch.frequency(links[1].hash), once + 1);
@@ -579,7 +575,9 @@ mod tests {
     #[test]
     fn referenced_entries_at_the_old_end_get_a_second_chance() {
         let (mut p, mut links) = protected_of(&[0, 1, 3]);
-        p.settle_protected(links.as_mut_slice());
+        p.settle(links.as_mut_slice(), PROTECTED, &mut {
+            QUEUE_TRANSFER_THRESHOLD
+        });
         // 0 and 1 were hit since they last reached the old end: they go to the new end,
         // unreferenced, and 2 (not hit) is next to leave; 3 keeps its bit.
         assert_eq!(order(&p, &links), [2, 3, 0, 1]);
@@ -591,7 +589,9 @@ mod tests {
     #[test]
     fn all_referenced_ends_after_one_pass() {
         let (mut p, mut links) = protected_of(&[0, 1, 2, 3]);
-        p.settle_protected(links.as_mut_slice());
+        p.settle(links.as_mut_slice(), PROTECTED, &mut {
+            QUEUE_TRANSFER_THRESHOLD
+        });
         assert_eq!(order(&p, &links), [0, 1, 2, 3]);
         assert!(links.iter().all(|l| l.meta() == PROTECTED));
     }
