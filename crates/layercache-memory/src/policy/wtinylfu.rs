@@ -56,6 +56,8 @@ const PROTECTED: u8 = 2;
 /// it gets a second chance there instead of a move on every hit (probation entries never
 /// carry it: a probation hit promotes).
 const REFERENCED: u8 = 4;
+/// The bits of an entry's policy state that name its segment (the rest is [`REFERENCED`]).
+const SEGMENT: u8 = 3;
 /// The states whose hits need no policy work (a window or protected entry already
 /// referenced): `touch` returns at once for them, and readers only count their hits.
 const QUIET: QuietHits = QuietHits {
@@ -127,7 +129,7 @@ impl WTinyLfu {
     }
 
     fn queue(&mut self, meta: u8) -> &mut List {
-        match meta & 3 {
+        match meta & SEGMENT {
             WINDOW => &mut self.window,
             PROBATION => &mut self.probation,
             _ => &mut self.protected,
