@@ -1,7 +1,7 @@
 //! One shard: a hash index of slab positions, a dense slab of entries and a policy.
 //!
-//! Memory layout: the [`Index`] holds 4-byte positions into `entries` (about 6–9 bytes per
-//! entry: 64-byte groups of 12 tagged slots, at most 7/8 full, sized exactly for a bounded
+//! Memory layout: the [`Index`] holds 4-byte positions into `entries` (about 7–10 bytes per
+//! entry: 64-byte groups of 12 tagged slots, at most 3/4 full, sized exactly for a bounded
 //! shard), and `entries` is a vector kept dense by swap-removal and aligned to a 64-byte cache
 //! line (`aligned-vec`'s `AVec`: a `Vec` is only as aligned as its element, 8 bytes here, and
 //! the allocator typically returns large blocks at 16 bytes past a page, so every other
@@ -728,7 +728,10 @@ impl<K: Hash + Eq, V, T: Stamp> Shard<K, V, T> {
     /// moving the last entry into its place.
     fn remove_at(&mut self, i: u32) -> Entry<K, V, T> {
         let hash = self.entries[i as usize].link.hash;
-        let found = self.table.remove(hash, i);
+        let entries = &self.entries;
+        let found = self
+            .table
+            .remove(hash, i, |j| entries[j as usize].link.hash);
         debug_assert!(found, "entry {i} is in the index");
         let last = (self.entries.len() - 1) as u32;
         if i != last {
