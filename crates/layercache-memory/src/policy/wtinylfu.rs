@@ -17,8 +17,17 @@
 //!   more than an unproven newcomer with a similar count, which keeps looping workloads stable.
 //! - A warm candidate (estimate above 5) that loses is still admitted with probability 1/128,
 //!   so an attacker cannot pin hot victims by colliding hashes (hash flooding).
-//! - A hit in probation promotes to **protected** (80% of main); protected overflow is demoted
-//!   back to probation. A hit in protected only sets a reference bit in the entry's links
+//! - A hit in probation only sets the entry's reference bit; when a referenced entry reaches
+//!   probation's old end (before each eviction), it is promoted to **protected** (80% of
+//!   main), and protected overflow is demoted back to probation's new end. So promotion is
+//!   lazy, as in CLOCK-based policies (S3-FIFO, SIEVE), and every hit on an entry already
+//!   referenced, in any segment, is quiet (below). Measured against eager promotion (a move
+//!   on the hit, as in Caffeine): the same hit ratio on the 28 rows of BENCHMARKS.md §1 (+0.20
+//!   points summed over the rows, none moving by more than 0.43), and a hit on a cache whose
+//!   entries are read evenly (every entry hit now and then, as when the working set fits)
+//!   costs about a third (BENCHMARKS.md §2): eager promotion made a fifth of such hits move
+//!   two entries, and the demoted entry's next hit moved two more.
+//! - A hit in protected only sets a reference bit in the entry's links
 //!   (its neighbours are not touched); when protected overflows, referenced entries at its
 //!   old end get a second chance at its new end, unreferenced, and the first unreferenced one
 //!   is demoted. So protected keeps an approximate LRU order, as CLOCK (Corbató, 1968)
@@ -52,14 +61,14 @@ use super::{Policy, QuietHits};
 const WINDOW: u8 = 0;
 const PROBATION: u8 = 1;
 const PROTECTED: u8 = 2;
-/// Set on a window or protected entry hit since it last reached the old end of its segment:
-/// it gets a second chance there instead of a move on every hit (probation entries never
-/// carry it: a probation hit promotes).
+/// Set on an entry hit since it last reached the old end of its segment: a window or
+/// protected entry gets a second chance there, and a probation entry is promoted to
+/// protected, instead of a move on every hit.
 const REFERENCED: u8 = 4;
 /// The bits of an entry's policy state that name its segment (the rest is [`REFERENCED`]).
 const SEGMENT: u8 = 3;
-/// The states whose hits need no policy work (a window or protected entry already
-/// referenced): `touch` returns at once for them, and readers only count their hits.
+/// The states whose hits need no policy work (an entry already referenced): `touch` returns
+/// at once for them, and readers only count their hits.
 const QUIET: QuietHits = QuietHits {
     mask: REFERENCED,
     value: REFERENCED,
@@ -183,12 +192,14 @@ impl WTinyLfu {
         }
     }
 
-    fn demote_protected<N: Nodes + ?Sized>(&mut self, n: &mut N) {
+    /// Demotes protected's oldest unreferenced entries to probation's new end while protected
+    /// is over its maximum; second chances on the way take from `budget` (see `settle`).
+    fn demote_protected<N: Nodes + ?Sized>(&mut self, n: &mut N, budget: &mut usize) {
         for _ in 0..QUEUE_TRANSFER_THRESHOLD {
             if self.protected.weight <= self.protected_max {
                 break;
             }
-            self.settle(n, PROTECTED, &mut { QUEUE_TRANSFER_THRESHOLD });
+            self.settle(n, PROTECTED, budget);
             let Some(d) = self.protected.pop_front(n) else {
                 break;
             };
@@ -211,6 +222,27 @@ impl WTinyLfu {
             *budget -= 1;
             n.link_mut(h).set_meta(segment);
             self.queue(segment).move_to_back(n, h);
+        }
+    }
+
+    /// Promotes the referenced entries at probation's old end to protected (each demotes
+    /// protected's oldest unreferenced entry to probation's new end), so that probation's
+    /// head, the next victim, is an entry not hit since it entered probation. Promotions and
+    /// the second chances they cause in protected take from one budget of
+    /// [`QUEUE_TRANSFER_THRESHOLD`] per call, which bounds an eviction's latency; once it is
+    /// spent, the head may still be referenced, and it duels (or leaves) all the same.
+    fn promote_referenced<N: Nodes + ?Sized>(&mut self, n: &mut N) {
+        let mut budget = QUEUE_TRANSFER_THRESHOLD;
+        while budget > 0 {
+            let h = self.probation.head;
+            if h == NIL || n.link(h).meta() & REFERENCED == 0 {
+                break;
+            }
+            budget -= 1;
+            self.probation.unlink(n, h);
+            n.link_mut(h).set_meta(PROTECTED);
+            self.protected.push_back(n, h);
+            self.demote_protected(n, &mut budget);
         }
     }
 
@@ -262,7 +294,7 @@ impl WTinyLfu {
         let mut quota = amount.min(self.protected_max);
         self.protected_max -= quota;
         self.window_max += quota;
-        self.demote_protected(n);
+        self.demote_protected(n, &mut { QUEUE_TRANSFER_THRESHOLD });
         for _ in 0..QUEUE_TRANSFER_THRESHOLD {
             let mut c = self.probation.head;
             if c == NIL || quota < u64::from(n.link(c).weight) {
@@ -310,23 +342,19 @@ impl WTinyLfu {
         self.window_max += quota;
     }
 
+    /// A hit: the entry is counted in the sketch and referenced, in whichever segment it is.
+    /// Nothing moves: a referenced window or protected entry gets a second chance when it
+    /// reaches its segment's old end, and a referenced probation entry is promoted to
+    /// protected when it reaches probation's (`promote_referenced`).
     fn touch<N: Nodes + ?Sized>(&mut self, n: &mut N, i: u32) {
         if QUIET.contains(n.link(i).meta()) {
-            // Hit again before its second chance: already referenced and counted.
+            // Hit again before its second chance or promotion: already referenced and
+            // counted.
             return;
         }
         self.sketch.increment(n.link(i).hash);
-        match n.link(i).meta() {
-            WINDOW => n.link_mut(i).set_meta(WINDOW | REFERENCED),
-            PROBATION => {
-                self.probation.unlink(n, i);
-                n.link_mut(i).set_meta(PROTECTED);
-                self.protected.push_back(n, i);
-                self.demote_protected(n);
-            }
-            // Protected and not yet referenced (a referenced one returned above).
-            _ => n.link_mut(i).set_meta(PROTECTED | REFERENCED),
-        }
+        let meta = n.link(i).meta();
+        n.link_mut(i).set_meta(meta | REFERENCED);
     }
 }
 
@@ -367,23 +395,14 @@ impl Policy for WTinyLfu {
     }
 
     fn warm<N: Nodes + ?Sized>(&self, n: &N, hits: &[u32]) {
+        // A recorded hit sets a bit in the entry and counts it in the sketch (see `touch`):
+        // its neighbours are not touched, so only the sketch's block is loaded ahead.
         let mut acc = 0u32;
         for &i in hits {
             let l = n.link(i);
-            match l.meta() {
-                // Nothing to touch: see `touch`.
-                m if QUIET.contains(m) => continue,
-                // A window or protected hit only sets a bit: its neighbours are not touched.
-                WINDOW | PROTECTED => {}
-                _ => {
-                    for j in [l.prev(), l.next()] {
-                        if j != NIL {
-                            acc ^= n.link(j).hash;
-                        }
-                    }
-                }
+            if !QUIET.contains(l.meta()) {
+                acc ^= self.sketch.warm(l.hash);
             }
-            acc ^= self.sketch.warm(l.hash);
         }
         std::hint::black_box(acc);
     }
@@ -409,6 +428,7 @@ impl Policy for WTinyLfu {
             self.candidates += moved;
             self.candidate = self.probation.tail;
         }
+        self.promote_referenced(n);
         let victim = self.probation.head;
         let candidate = if self.candidates > 0 {
             self.candidate
@@ -537,7 +557,45 @@ mod tests {
     }
 
     #[test]
-    fn only_referenced_window_and_protected_hits_are_quiet_and_still_count_as_hits() {
+    fn a_probation_hit_sets_the_bit_and_a_referenced_head_is_promoted_before_eviction() {
+        // Probation 0..4 (0 oldest), protected 4..6, protected full (its maximum is 2).
+        let mut p = WTinyLfu::new(100, false, 1);
+        p.protected_max = 2;
+        p.len = 6;
+        let mut links: Vec<Link> = (0..6).map(|i| Link::new(i, 1)).collect();
+        for i in 0..4 {
+            links[i as usize].set_meta(PROBATION);
+            p.probation.push_back(links.as_mut_slice(), i);
+        }
+        for i in 4..6 {
+            links[i as usize].set_meta(PROTECTED);
+            p.protected.push_back(links.as_mut_slice(), i);
+        }
+        p.touch(links.as_mut_slice(), 0);
+        p.touch(links.as_mut_slice(), 1);
+        // The hits moved nothing.
+        assert_eq!(links[0].meta(), PROBATION | REFERENCED);
+        assert_eq!(p.probation.head, 0);
+        // Before an eviction, 0 and 1 (referenced, at the old end) go to protected, each
+        // demoting protected's oldest (4, then 5) to probation's new end; 2 is the victim.
+        p.promote_referenced(links.as_mut_slice());
+        let order = |mut i: u32, links: &[Link]| {
+            let mut v = Vec::new();
+            while i != NIL {
+                v.push(i);
+                i = links[i as usize].next();
+            }
+            v
+        };
+        assert_eq!(order(p.probation.head, &links), [2, 3, 4, 5]);
+        assert_eq!(order(p.protected.head, &links), [0, 1]);
+        assert_eq!(links[0].meta(), PROTECTED);
+        assert_eq!(links[4].meta(), PROBATION);
+        assert_eq!(p.evict(links.as_mut_slice(), 1), Some(2));
+    }
+
+    #[test]
+    fn only_referenced_hits_are_quiet_and_still_count_as_hits() {
         let p = WTinyLfu::new(100, false, 1);
         let quiet = p.quiet_hits();
         for meta in [WINDOW, PROBATION, PROTECTED] {
@@ -545,6 +603,7 @@ mod tests {
         }
         assert!(quiet.contains(PROTECTED | REFERENCED));
         assert!(quiet.contains(WINDOW | REFERENCED));
+        assert!(quiet.contains(PROBATION | REFERENCED));
         // The hill climber samples the hit ratio: quiet hits are hits.
         let mut p = WTinyLfu::new(100, false, 1);
         p.sketch.ensure_capacity(100);
