@@ -12,8 +12,9 @@ It answers one question: is "better than the better peer by 2 points on average,
 than 0.5 below" within reach of any known policy, or of the best one chosen after the fact
 for each row?
 
-Setup (once): `pip install libcachesim==0.3.5` and `cargo build --release` (for layercache's
-own figures; without the binary its column is left out).
+Setup (once): `pip install libcachesim==0.3.5` (it brings numpy) and `cargo build --release`
+(for layercache's own figures; without the binary its column is left out). The ARC traces are
+decompressed with the `zstd` command (Debian's package `zstd`).
 
     python3 scripts/field_oracle.py [--traces ../shared/traces] [--jobs 2] [--json out.jsonl]
 
@@ -75,7 +76,10 @@ def keys_of(path):
     """The request keys of a trace, decoded by its file name."""
     name = os.path.basename(path)
     if name.endswith(".lis.zst"):
-        text = subprocess.run(["zstd", "-dc", path], check=True, capture_output=True).stdout
+        try:
+            text = subprocess.run(["zstd", "-dc", path], check=True, capture_output=True).stdout
+        except FileNotFoundError:
+            sys.exit("the zstd command is needed to read the ARC traces (apt-get install zstd)")
         a = np.array([l.split()[:2] for l in text.decode().splitlines() if l.strip()],
                      dtype=np.int64)
         start, count = a[:, 0], a[:, 1]
