@@ -13,6 +13,9 @@
 //! cargo run --release -p layercache-memory --example hit_path [-- --threads 2]
 //! ```
 
+#[path = "common/paired.rs"]
+mod paired;
+
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -27,11 +30,6 @@ const KEYS: u64 = 1_000_000;
 const PASSES: usize = 2;
 /// Alternating rounds.
 const ROUNDS: usize = 15;
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
 
 /// `--threads N` (default 1).
 fn threads() -> Result<usize, String> {
@@ -84,26 +82,14 @@ fn main() {
         });
         started.elapsed().as_nanos() as f64 / gets
     };
-    let (mut a, mut b, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
-    for round in 0..ROUNDS {
-        let (x, y) = if round % 2 == 0 {
-            let x = time(true);
-            (x, time(false))
-        } else {
-            let y = time(false);
-            (time(true), y)
-        };
-        a.push(x);
-        b.push(y);
-        ratio.push(x / y);
-    }
-    let r = median(&mut ratio);
+    let m = paired::paired(ROUNDS, || time(true), || time(false));
+    let r = m.ratio;
     println!(
         "{threads} thread(s): layercache {:.1} ns/get, quick_cache {:.1} ns/get (wall time per \
          get); time ratio {r:.3} (layercache's throughput is {:.2}x quick_cache's); median of \
          {ROUNDS} rounds",
-        median(&mut a),
-        median(&mut b),
+        m.ours,
+        m.theirs,
         1.0 / r
     );
 }

@@ -18,6 +18,9 @@
 //! cargo run --release -p layercache-memory --example small_cache [-- --workload miss|even]
 //! ```
 
+#[path = "common/paired.rs"]
+mod paired;
+
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -34,11 +37,6 @@ const KEYS: u64 = 1_000_000;
 const EVEN_KEYS: u64 = 60_000;
 /// Alternating rounds.
 const ROUNDS: usize = 15;
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
 
 /// Nanoseconds per call of `get` over `keys`, checking that `hit` of them hit.
 fn time_gets(keys: &[u64], hit: bool, get: impl Fn(u64) -> bool) -> f64 {
@@ -114,27 +112,17 @@ fn main() {
         theirs.len()
     );
 
-    let (mut a, mut b, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
-    for round in 0..ROUNDS {
-        let run_ours = || time_gets(&gets, hit, |k| ours.get(&k).is_some());
-        let run_theirs = || time_gets(&gets, hit, |k| theirs.get(&k).is_some());
-        let (x, y) = if round % 2 == 0 {
-            let x = run_ours();
-            (x, run_theirs())
-        } else {
-            let y = run_theirs();
-            (run_ours(), y)
-        };
-        a.push(x);
-        b.push(y);
-        ratio.push(y / x);
-    }
+    let m = paired::paired(
+        ROUNDS,
+        || time_gets(&gets, hit, |k| ours.get(&k).is_some()),
+        || time_gets(&gets, hit, |k| theirs.get(&k).is_some()),
+    );
     println!(
         "get {}, ns per get (median of {ROUNDS} rounds): layercache {:.1}, quick_cache {:.1}; \
          quick_cache's time / layercache's: {:.2}x",
         if hit { "hit (even)" } else { "miss" },
-        median(&mut a),
-        median(&mut b),
-        median(&mut ratio)
+        m.ours,
+        m.theirs,
+        1.0 / m.ratio
     );
 }

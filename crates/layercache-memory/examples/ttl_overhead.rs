@@ -13,6 +13,11 @@
 //! cargo run --release -p layercache-memory --example ttl_overhead -- [rounds]
 //! ```
 
+// Only its `median`: this example rotates four variants, not a pair.
+#[allow(dead_code)]
+#[path = "common/paired.rs"]
+mod paired;
+
 use std::time::{Duration, Instant};
 
 use layercache_memory::{Cache, ManualClock};
@@ -38,11 +43,6 @@ fn build(variant: &str) -> Cache<u64, u64> {
         cache.insert(k, k);
     }
     cache
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn main() {
@@ -86,8 +86,8 @@ fn main() {
         println!(
             "{:<18} {:>7.1} ns/get   ratio to plain {:.3}",
             names[i],
-            median(&mut ns[i]),
-            median(&mut ratios[i])
+            paired::median(&mut ns[i]),
+            paired::median(&mut ratios[i])
         );
     }
 }
