@@ -517,9 +517,10 @@ mod tests {
         (p, links)
     }
 
-    fn order(p: &WTinyLfu, links: &[Link]) -> Vec<u32> {
+    /// The entries of the list whose head is `head`, oldest first.
+    fn order(head: u32, links: &[Link]) -> Vec<u32> {
         let mut out = Vec::new();
-        let mut i = p.protected.head;
+        let mut i = head;
         while i != NIL {
             out.push(i);
             i = links[i as usize].next();
@@ -531,7 +532,7 @@ mod tests {
     fn a_protected_hit_sets_the_bit_and_moves_nothing() {
         let (mut p, mut links) = protected_of(&[]);
         p.touch(links.as_mut_slice(), 1);
-        assert_eq!(order(&p, &links), [0, 1, 2, 3]);
+        assert_eq!(order(p.protected.head, &links), [0, 1, 2, 3]);
         assert_eq!(links[1].meta(), PROTECTED | REFERENCED);
     }
 
@@ -579,14 +580,6 @@ mod tests {
         // Before an eviction, 0 and 1 (referenced, at the old end) go to protected, each
         // demoting protected's oldest (4, then 5) to probation's new end; 2 is the victim.
         p.promote_referenced(links.as_mut_slice());
-        let order = |mut i: u32, links: &[Link]| {
-            let mut v = Vec::new();
-            while i != NIL {
-                v.push(i);
-                i = links[i as usize].next();
-            }
-            v
-        };
         assert_eq!(order(p.probation.head, &links), [2, 3, 4, 5]);
         assert_eq!(order(p.protected.head, &links), [0, 1]);
         assert_eq!(links[0].meta(), PROTECTED);
@@ -641,7 +634,7 @@ mod tests {
         });
         // 0 and 1 were hit since they last reached the old end: they go to the new end,
         // unreferenced, and 2 (not hit) is next to leave; 3 keeps its bit.
-        assert_eq!(order(&p, &links), [2, 3, 0, 1]);
+        assert_eq!(order(p.protected.head, &links), [2, 3, 0, 1]);
         assert_eq!(links[0].meta(), PROTECTED);
         assert_eq!(links[1].meta(), PROTECTED);
         assert_eq!(links[3].meta(), PROTECTED | REFERENCED);
@@ -653,7 +646,7 @@ mod tests {
         p.settle(links.as_mut_slice(), PROTECTED, &mut {
             QUEUE_TRANSFER_THRESHOLD
         });
-        assert_eq!(order(&p, &links), [0, 1, 2, 3]);
+        assert_eq!(order(p.protected.head, &links), [0, 1, 2, 3]);
         assert!(links.iter().all(|l| l.meta() == PROTECTED));
     }
 }
