@@ -136,6 +136,7 @@ def main():
 
     rows = known_rows(args.traces)
     files = sorted({r[0] for r in rows})
+    paths = {name: find(args.traces, name) for name in files}
     ours = os.path.exists(args.binary)
     if not ours:
         print(f"note: {args.binary} not built; layercache's column is left out", file=sys.stderr)
@@ -143,7 +144,7 @@ def main():
         og = {}
         for name in files:
             og[name] = os.path.join(tmp, name + ".og")
-            write_oracle_general(keys_of(find(args.traces, name)), og[name])
+            write_oracle_general(keys_of(paths[name]), og[name])
         checks = ["LRU", "Belady"]
         jobs = [(og[r[0]], r[1], a) for r in rows for a in checks + ALGORITHMS]
         with ProcessPoolExecutor(args.jobs) as ex:
@@ -152,7 +153,7 @@ def main():
         if ours:
             for name in files:
                 caps = [r[1] for r in rows if r[0] == name]
-                for cap, h in layercache(args.binary, find(args.traces, name), caps).items():
+                for cap, h in layercache(args.binary, paths[name], caps).items():
                     mine[(name, cap)] = h
 
     columns = ALGORITHMS + (["layercache"] if ours else [])
