@@ -37,6 +37,7 @@
 
 mod batch;
 mod breaker;
+pub mod clock;
 mod codec;
 pub mod envelope;
 mod error;
@@ -46,6 +47,7 @@ mod options;
 mod tiered;
 
 pub use breaker::BreakerConfig;
+pub use clock::{ManualTieredClock, SystemClock, TieredClock};
 #[cfg(feature = "json")]
 pub use codec::JsonCodec;
 #[cfg(feature = "msgpack")]

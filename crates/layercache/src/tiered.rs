@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::hash::Hash;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use layercache_memory::{future::Cache as L1, EvictionPolicy, Expiry};
 use layercache_tier::Tier;
@@ -12,6 +12,7 @@ use serde::Serialize;
 use tracing::Instrument;
 
 use crate::breaker::{BreakerConfig, Guarded};
+use crate::clock::{saturating_ms, SharedClock, SystemClock, TieredClock};
 use crate::codec::{Codec, Postcard};
 use crate::envelope;
 use crate::error::Error;
@@ -108,7 +109,16 @@ pub(crate) struct Inner<K, V> {
     pub(crate) meters: Meters,
     max_payload: usize,
     compress_above: usize,
+    /// The wall clock of envelopes (the same time as L1's clock).
+    clock: SharedClock,
 }
+
+/// The engine builder L1 is made with.
+type L1Builder<K, V> = layercache_memory::CacheBuilder<K, Slot<V>>;
+
+/// Hands the clock to the L1 builder and keeps it for envelopes.
+type ClockSetter<K, V> =
+    Box<dyn FnOnce(L1Builder<K, V>) -> (L1Builder<K, V>, SharedClock) + Send + Sync>;
 
 /// Configures a [`TieredCache`]; from [`TieredCache::builder`]. `build` cannot fail.
 #[must_use = "a builder does nothing until `build` is called"]
@@ -122,7 +132,16 @@ pub struct TieredCacheBuilder<K, V> {
     breaker: BreakerConfig,
     max_payload: usize,
     compress_above: usize,
+    clock: ClockSetter<K, V>,
     _key: std::marker::PhantomData<fn(K)>,
+}
+
+/// A [`ClockSetter`] for `clock`: L1 gets one clone, the envelopes another.
+fn clock_setter<K, V, C: TieredClock + Clone>(clock: C) -> ClockSetter<K, V> {
+    Box::new(move |l1: L1Builder<K, V>| {
+        let kept: SharedClock = Arc::new(clock.clone());
+        (l1.clock(clock), kept)
+    })
 }
 
 impl<K, V> TieredCache<K, V>
@@ -142,6 +161,7 @@ where
             breaker: BreakerConfig::default(),
             max_payload: 1 << 20,
             compress_above: 1024,
+            clock: clock_setter(SystemClock::new()),
             _key: std::marker::PhantomData,
         }
     }
@@ -200,6 +220,37 @@ impl<K, V> TieredCacheBuilder<K, V> {
         self
     }
 
+    /// The clock that times entries in both tiers: L1's deadlines (its
+    /// [`Clock::now`](layercache_memory::Clock::now), nanoseconds) and the expiry written
+    /// into and checked in L2 envelopes (its [`epoch_ms`](TieredClock::epoch_ms),
+    /// milliseconds since the Unix epoch). Default: [`SystemClock`] (the coarse monotonic
+    /// clock and the system's wall clock). Tests pass a
+    /// [`ManualTieredClock`](crate::ManualTieredClock) and move time by hand; see
+    /// [`clock`](crate::clock) for what it does not cover (the tier's own TTL, the breaker).
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use std::time::Duration;
+    /// use layercache::{EntryOptions, ManualTieredClock, TieredCache};
+    ///
+    /// let clock = ManualTieredClock::new();
+    /// let cache: TieredCache<u64, String> = TieredCache::builder("c")
+    ///     .clock(clock.clone())
+    ///     .default_entry_options(EntryOptions::new().ttl(Duration::from_secs(10)))
+    ///     .build();
+    /// cache.set(1, "one".into()).await?;
+    /// clock.advance(Duration::from_secs(9));
+    /// assert_eq!(cache.get(&1).await?.as_deref(), Some("one"));
+    /// clock.advance(Duration::from_secs(1));
+    /// assert_eq!(cache.get(&1).await?, None);
+    /// # Ok::<(), layercache::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn clock<C: TieredClock + Clone>(mut self, clock: C) -> Self {
+        self.clock = clock_setter(clock);
+        self
+    }
+
     /// Builds the cache.
     pub fn build(self) -> TieredCache<K, V>
     where
@@ -207,11 +258,13 @@ impl<K, V> TieredCacheBuilder<K, V> {
         V: Send + Sync + 'static,
     {
         let name: Arc<str> = self.name.into();
-        let l1 = layercache_memory::Cache::builder()
-            .max_capacity(self.l1_capacity)
-            .eviction_policy(self.l1_policy)
-            .expire_after(SlotExpiry)
-            .build_async();
+        let (l1, clock) = (self.clock)(
+            layercache_memory::Cache::builder()
+                .max_capacity(self.l1_capacity)
+                .eviction_policy(self.l1_policy)
+                .expire_after(SlotExpiry),
+        );
+        let l1 = l1.build_async();
         TieredCache {
             inner: Arc::new(Inner {
                 meters: Meters::new(&name),
@@ -224,19 +277,10 @@ impl<K, V> TieredCacheBuilder<K, V> {
                 defaults: self.defaults,
                 max_payload: self.max_payload,
                 compress_above: self.compress_above,
+                clock,
             }),
         }
     }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-fn ttl_ms(ttl: Option<Duration>) -> Option<u64> {
-    ttl.map(|t| now_ms().saturating_add(u64::try_from(t.as_millis()).unwrap_or(u64::MAX)))
 }
 
 /// What L2 had for a key.
@@ -272,7 +316,7 @@ where
                 return Found::Corrupt;
             }
         };
-        let now = now_ms();
+        let now = self.inner.clock.epoch_ms();
         let remaining = match env.expires_ms {
             Some(at) if at <= now => return Found::Miss,
             Some(at) => Some(Duration::from_millis(at - now)),
@@ -363,11 +407,12 @@ where
             self.inner.meters.skipped_oversized.increment(1);
             return Ok(None);
         }
+        let now = self.inner.clock.epoch_ms();
         Ok(Some(envelope::encode(
             k2,
             payload.as_deref(),
-            now_ms(),
-            ttl_ms(ttl),
+            now,
+            ttl.map(|t| now.saturating_add(saturating_ms(t))),
             self.inner.compress_above,
         )))
     }
