@@ -29,10 +29,11 @@ pub enum Durability {
     /// Writes are committed (visible to every later call, atomic, crash-consistent) at once,
     /// and made durable (one `fsync` for many writes) by whichever comes first: a background
     /// thread that wakes every interval and commits durably if any commit since the last
-    /// durable one was not; every 256th write (which bounds how far the file grows between
-    /// durable commits, see the crate docs); [`DiskTier::flush`](crate::DiskTier::flush);
-    /// dropping the [`DiskTier`](crate::DiskTier). A crash loses at most the writes of about
-    /// the last interval: the reopened tier serves what the last durable commit held.
+    /// durable one was not; the write that follows 256 unsynced ones (which bounds how far
+    /// the file grows between durable commits, see the crate docs);
+    /// [`DiskTier::flush`](crate::DiskTier::flush); dropping the
+    /// [`DiskTier`](crate::DiskTier). A crash loses at most the writes of about the last
+    /// interval: the reopened tier serves what the last durable commit held.
     /// `Periodic(Duration::ZERO)` behaves as [`Durability::Immediate`].
     Periodic(Duration),
 }

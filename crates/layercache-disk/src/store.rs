@@ -220,16 +220,6 @@ impl Store {
         self.write(true, |_| Ok(()))
     }
 
-    /// Whether a commit since the last durable one was not durable.
-    #[cfg(test)]
-    pub(crate) fn writer_dirty(&self) -> bool {
-        self.writer
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .unsynced
-            > 0
-    }
-
     /// Makes every write so far durable if some are not.
     pub(crate) fn flush_if_dirty(&self) -> Result<(), Error> {
         let dirty = self
