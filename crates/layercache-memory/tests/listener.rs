@@ -7,19 +7,25 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use layercache_memory::{Cache, ManualClock, RemovalCause};
+use layercache_memory::{Cache, EvictionPolicy, ManualClock, RemovalCause};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 type Reports = Arc<Mutex<Vec<(u64, RemovalCause)>>>;
 
+/// One shard of weight 2 under LRU, so that the victim of each eviction is known; a value
+/// weighs its last digit. Each removal is reported once, in order, with its cause, and the
+/// statistics count each cause apart.
 #[test]
 fn each_cause_is_reported() {
+    use RemovalCause::{Expired, Explicit, Replaced, Size};
     let clock = ManualClock::new();
     let reports: Reports = Arc::default();
     let r = Arc::clone(&reports);
     let cache: Cache<u64, u64> = Cache::builder()
         .max_capacity(2)
+        .shards(1)
+        .eviction_policy(EvictionPolicy::Lru)
         .weigher(|_, v: &u64| (*v % 10) as u32)
         .time_to_live(Duration::from_secs(5))
         .clock(clock.clone())
@@ -28,24 +34,39 @@ fn each_cause_is_reported() {
         .build();
     cache.insert(1, 11);
     cache.insert(1, 21); // replaces 11
-    cache.insert(2, 31); // evicts one for size
+    cache.insert(2, 31); // weights 1 + 1 fit in 2
+    cache.insert(5, 61); // 1 + 1 + 1 do not: evicts the least recently used, 21
+    assert_eq!(cache.get(&1), None);
+    assert_eq!(cache.weighted_size(), 2);
     assert!(cache.try_insert(3, 43).is_err()); // weight 3 > capacity 2: not admitted
-    cache.invalidate(&1);
+    cache.invalidate(&1); // already evicted: nothing to report
     cache.invalidate(&2);
+    cache.invalidate(&5);
     cache.insert(4, 51);
     clock.advance(Duration::from_secs(10));
     cache.run_pending_tasks();
     let got = reports.lock().unwrap().clone();
-    let cause = |v| got.iter().find(|(x, _)| *x == v).map(|(_, c)| *c);
-    assert_eq!(cause(11), Some(RemovalCause::Replaced));
-    assert_eq!(cause(43), Some(RemovalCause::Size));
-    assert_eq!(cause(51), Some(RemovalCause::Expired));
-    assert_eq!(got.len(), 5, "{got:?}");
+    assert_eq!(
+        got,
+        [
+            (11, Replaced),
+            (21, Size),
+            (43, Size),
+            (31, Explicit),
+            (61, Explicit),
+            (51, Expired)
+        ]
+    );
     let stats = cache.stats();
-    assert_eq!(stats.replacements, 1);
-    assert_eq!(stats.expirations, 1);
-    assert_eq!(stats.size_evictions + stats.explicit_removals, 3);
-    assert_eq!(stats.insertions, 4);
+    let count = |c| got.iter().filter(|r| r.1 == c).count() as u64;
+    assert_eq!(stats.replacements, count(Replaced));
+    assert_eq!(stats.size_evictions, count(Size));
+    assert_eq!(stats.explicit_removals, count(Explicit));
+    assert_eq!(stats.expirations, count(Expired));
+    assert_eq!(
+        stats.insertions, 5,
+        "11, 21, 31, 61 and 51; 43 was not stored"
+    );
 }
 
 /// Four threads insert unique values, read, remove and invalidate at random over a small
