@@ -626,6 +626,11 @@ mod tests {
         pace.parked(1);
         let key = |n: u64| n.to_be_bytes().to_vec();
         // `MAX_UNSYNCED_COMMITS` writes not synced, then one synced.
+        assert_eq!(
+            store::MAX_UNSYNCED_COMMITS,
+            256,
+            "the figure the docs state"
+        );
         let cycle = store::MAX_UNSYNCED_COMMITS + 1;
         let checks = [1, cycle - 1, cycle, cycle + 1, 2 * cycle - 1, 2 * cycle];
         for n in 1..=2 * cycle {

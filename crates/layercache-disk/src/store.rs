@@ -589,6 +589,90 @@ mod tests {
         assert!(Counters::from_bytes(&[0; 23]).is_none());
     }
 
+    /// The keys of the records stored now, in key order.
+    fn stored_keys(store: &Store) -> Vec<Vec<u8>> {
+        let txn = store.db.begin_read().unwrap();
+        let records = txn.open_table(RECORDS).unwrap();
+        let keys = records
+            .iter()
+            .unwrap()
+            .map(|r| r.unwrap().0.value().to_vec())
+            .collect();
+        keys
+    }
+
+    #[test]
+    fn a_write_sweeps_at_most_sweep_limit_expired_records_and_writes_sweep_them_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = |i: u64| i.to_be_bytes().to_vec();
+        let value = [7u8; 10];
+        let each = charge(key(0).len(), record::HEADER + value.len());
+        assert_eq!(SWEEP_LIMIT, 256, "the limit the crate docs state");
+        let planted = 2 * SWEEP_LIMIT as u64 + 7;
+        // A clock that stands still: every planted record is expired already.
+        let now = 1_000_000;
+        let options = DiskOptions::new(planted * each).clock(move || now);
+        let store = Store::open(dir.path(), &options).unwrap();
+        // The later a record is written, the earlier it expired.
+        for i in 0..planted {
+            let entry = vec![(key(i), record::unsealed(&value))];
+            store.set_many(entry, |_| now - 1 - i).unwrap();
+        }
+        assert_eq!(store.used_bytes(), store.max_bytes(), "planted to the brim");
+        assert_eq!((store.expirations(), store.evictions()), (0, 0));
+
+        // Live writes (no expiry) of the same size, each one when the tier is full needing
+        // room for one record; the model: a write that needs room sweeps up to SWEEP_LIMIT
+        // expired records, earliest expiry first, and evicts nothing while one is left.
+        let (mut left, mut live, mut sweeps) = (planted, 0u64, 0);
+        for w in 0..2 * planted {
+            let before = store.expirations();
+            store
+                .set_many(vec![(key(planted + w), record::unsealed(&value))], |_| 0)
+                .unwrap();
+            live += 1;
+            let needed_room = (left + live) * each > store.max_bytes();
+            let swept = if needed_room {
+                left.min(SWEEP_LIMIT as u64)
+            } else {
+                0
+            };
+            left -= swept;
+            let did = store.expirations() - before;
+            assert!(did <= SWEEP_LIMIT as u64, "write {w} swept {did}");
+            assert_eq!(did, swept, "write {w} (needed room: {needed_room})");
+            assert_eq!(
+                store.evictions(),
+                0,
+                "write {w}: evicted while expired remain"
+            );
+            assert_eq!(store.entries(), left + live, "write {w}");
+            if swept > 0 {
+                sweeps += 1;
+                // The ones left are those of the latest expiries: the earliest written.
+                let planted_left: Vec<u64> = stored_keys(&store)
+                    .iter()
+                    .map(|k| u64::from_be_bytes(k.as_slice().try_into().unwrap()))
+                    .filter(|&i| i < planted)
+                    .collect();
+                assert!(
+                    planted_left.iter().copied().eq(0..left),
+                    "write {w}: {} planted left, from {:?} to {:?}, not 0..{left}",
+                    planted_left.len(),
+                    planted_left.first(),
+                    planted_left.last()
+                );
+            }
+            if left == 0 {
+                break;
+            }
+        }
+        assert_eq!(left, 0, "the writes swept every expired record");
+        assert_eq!(store.expirations(), planted);
+        assert_eq!(sweeps, planted.div_ceil(SWEEP_LIMIT as u64));
+        assert_eq!(store.used_bytes(), live * each);
+    }
+
     fn edit_meta(dir: &Path, key: &str, value: &[u8]) {
         let db = Database::open(dir.join(FILE_NAME)).unwrap();
         let txn = db.begin_write().unwrap();
