@@ -425,6 +425,19 @@ mod tests {
         fn add_tally(&mut self, _: usize) {}
     }
 
+    /// Whether a writer began to wait for a held slot of `lock` within 10 s (a bounded
+    /// spin; yields so that a scheduler that runs threads rarely, Miri's, gets to it).
+    fn writer_waits<T>(lock: &BiasedRwLock<T>) -> bool {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while lock.waits.load(Ordering::SeqCst) == 0 {
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+            std::thread::yield_now();
+        }
+        true
+    }
+
     #[test]
     fn tallies_kept_in_slots_reach_the_data_when_a_writer_clears_the_bias() {
         let lock = BiasedRwLock::new(0u64);
@@ -473,9 +486,10 @@ mod tests {
             std::thread::spawn(move || *lock.write() += 1)
         };
         // The writer cleared the bias and now waits for this reader's slot.
-        while lock.waits.load(Ordering::SeqCst) == 0 {
-            std::hint::spin_loop();
-        }
+        assert!(
+            writer_waits(&lock),
+            "the writer never waited for the reader"
+        );
         drop(r);
         writer.join().expect("writer");
         let until = lock.inhibit_until.load(Ordering::Relaxed);
@@ -550,8 +564,18 @@ mod tests {
                 w.iter_mut().for_each(|x| *x += 1);
             })
         };
-        // The writer holds the write lock and waits for the slot: the data stays as read.
-        assert_eq!(*r, [0; 4]);
+        // The writer has taken the write lock, cleared the bias and found this reader's slot
+        // held: from here on it must not touch the data until the reader leaves.
+        assert!(
+            writer_waits(&lock),
+            "the writer never waited for the reader"
+        );
+        // Give a writer that would not wait every chance to write (or finish) now.
+        for _ in 0..1_000 {
+            std::thread::yield_now();
+        }
+        assert!(!writer.is_finished(), "the writer finished under a reader");
+        assert_eq!(*r, [0; 4], "the writer wrote under a reader");
         drop(r);
         writer.join().expect("writer");
         assert_eq!(*lock.read(), [1; 4]);
