@@ -2,12 +2,13 @@
 //! when an initializer panics or is cancelled. Tests that could hang run under a guard that
 //! fails them after a timeout instead.
 
+use std::hash::{Hash, Hasher};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Barrier};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use layercache_memory::{future, Cache, Computed, Op};
 
@@ -25,6 +26,59 @@ fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) 
 /// depends on it.
 fn linger() {
     thread::sleep(Duration::from_millis(20));
+}
+
+/// A key that counts how many times the cache compares it with an equal key. While a load
+/// of a key that is not in the cache is in flight, the only such comparison is the
+/// coalescer's: a caller that finds the load compares its key with the loading one, under
+/// the lock of the in-flight table, and holds the load's slot when that lock is released,
+/// before the leader can finish. So the count says how many callers wait for the load.
+#[derive(Clone, Debug)]
+struct Watched {
+    id: u64,
+    compared: Arc<AtomicUsize>,
+}
+
+impl Watched {
+    fn new(id: u64) -> Self {
+        Watched {
+            id,
+            compared: Arc::default(),
+        }
+    }
+
+    /// How many callers joined the key's loads as waiters (see the type's docs).
+    fn waiters(&self) -> usize {
+        self.compared.load(Ordering::SeqCst)
+    }
+}
+
+impl PartialEq for Watched {
+    fn eq(&self, other: &Self) -> bool {
+        self.compared.fetch_add(1, Ordering::SeqCst);
+        self.id == other.id
+    }
+}
+
+impl Eq for Watched {}
+
+impl Hash for Watched {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.id.hash(state);
+    }
+}
+
+/// Polls `done` until it holds or 10 s have passed; returns whether it held. An initializer
+/// calls it to hold its load open until the callers it expects wait for it.
+fn wait_until(done: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(1));
+    }
+    true
 }
 
 #[test]
@@ -61,18 +115,23 @@ fn sixty_four_threads_run_one_initializer() {
 #[test]
 fn an_error_is_shared_and_nothing_is_cached() {
     within(30, || {
-        let cache: Cache<u64, u64> = Cache::new(100);
+        const N: usize = 16;
+        let cache: Cache<Watched, u64> = Cache::new(100);
+        let key = Watched::new(1);
         let calls = Arc::new(AtomicUsize::new(0));
-        let barrier = Arc::new(Barrier::new(16));
-        let handles: Vec<_> = (0..16)
+        let barrier = Arc::new(Barrier::new(N));
+        let handles: Vec<_> = (0..N)
             .map(|_| {
                 let (cache, calls, barrier) = (cache.clone(), calls.clone(), barrier.clone());
+                let key = key.clone();
                 thread::spawn(move || {
                     barrier.wait();
-                    cache.try_get_with(1, || {
-                        calls.fetch_add(1, Ordering::SeqCst);
-                        linger();
-                        Err::<u64, _>(format!("origin down ({})", calls.load(Ordering::SeqCst)))
+                    cache.try_get_with(key.clone(), || {
+                        let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+                        // Errors are not cached: fail only once every other caller waits for
+                        // this load (or, if loads do not coalesce, as soon as a second runs).
+                        wait_until(|| key.waiters() >= N - 1 || calls.load(Ordering::SeqCst) > 1);
+                        Err::<u64, _>(format!("origin down ({n})"))
                     })
                 })
             })
@@ -81,12 +140,12 @@ fn an_error_is_shared_and_nothing_is_cached() {
             .into_iter()
             .map(|h| h.join().unwrap().unwrap_err())
             .collect();
-        let runs = calls.load(Ordering::SeqCst);
-        assert!(runs >= 1);
-        // Callers that waited on the same load share its very error.
-        let shared = errors.iter().filter(|e| Arc::ptr_eq(e, &errors[0])).count();
-        assert!(shared >= 16 / runs, "{shared} of 16 share the first error");
-        assert!(cache.get(&1).is_none());
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "one load for {N} callers");
+        assert_eq!(key.waiters(), N - 1);
+        // Every caller got the one load's very error.
+        assert_eq!(*errors[0], "origin down (1)");
+        assert!(errors.iter().all(|e| Arc::ptr_eq(e, &errors[0])));
+        assert!(cache.get(&key).is_none());
         assert_eq!(cache.entry_count(), 0);
     });
 }
@@ -284,24 +343,35 @@ fn a_cancelled_async_leader_hands_over_to_a_waiter() {
 #[test]
 fn sync_and_async_callers_share_one_load() {
     within(30, || {
-        let cache: future::Cache<u64, u64> = future::Cache::new(100);
+        let cache: future::Cache<Watched, u64> = future::Cache::new(100);
+        let key = Watched::new(1);
         let calls = Arc::new(AtomicUsize::new(0));
-        let sync = cache.as_sync().clone();
-        let c = calls.clone();
-        let blocking = thread::spawn(move || {
-            sync.get_with(1, || {
-                c.fetch_add(1, Ordering::SeqCst);
-                thread::sleep(Duration::from_millis(100));
-                1
+        let (started_tx, started) = mpsc::channel();
+        let blocking = {
+            let (sync, calls, key) = (cache.as_sync().clone(), calls.clone(), key.clone());
+            thread::spawn(move || {
+                sync.get_with(key.clone(), || {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    started_tx.send(()).unwrap();
+                    // Hold the load open until the async caller waits for it.
+                    wait_until(|| key.waiters() >= 1 || calls.load(Ordering::SeqCst) > 1);
+                    1
+                })
             })
-        });
-        thread::sleep(Duration::from_millis(20));
-        let v = runtime().block_on(cache.get_with(1, async {
+        };
+        // The sync load is in flight: the async caller finds it and waits for it.
+        started.recv_timeout(Duration::from_secs(10)).unwrap();
+        let v = runtime().block_on(cache.get_with(key.clone(), async {
             calls.fetch_add(1, Ordering::SeqCst);
             2
         }));
-        assert_eq!(blocking.join().unwrap(), v);
+        assert_eq!(
+            (blocking.join().unwrap(), v),
+            (1, 1),
+            "the sync load's value"
+        );
         assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(key.waiters(), 1);
     });
 }
 
