@@ -10,21 +10,36 @@ use rand::{Rng, SeedableRng};
 use crate::{charge, entries, open};
 
 /// The tier's eviction, as a model: entries in write order.
-#[derive(Default)]
-struct Model {
-    entries: VecDeque<(Vec<u8>, Vec<u8>)>,
-    used: u64,
+#[derive(Clone, Default)]
+pub(crate) struct Model {
+    /// `(key, value)`, oldest-written first.
+    pub(crate) entries: VecDeque<(Vec<u8>, Vec<u8>)>,
+    /// Their counted bytes.
+    pub(crate) used: u64,
+    /// Entries evicted for room so far.
+    pub(crate) evicted: u64,
 }
 
 impl Model {
-    fn remove(&mut self, key: &[u8]) {
+    /// A model holding `entries`, given oldest-written first.
+    pub(crate) fn with(entries: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>) -> Self {
+        let entries: VecDeque<_> = entries.into_iter().collect();
+        let used = entries.iter().map(|(k, v)| charge(k, v)).sum();
+        Model {
+            entries,
+            used,
+            evicted: 0,
+        }
+    }
+
+    pub(crate) fn remove(&mut self, key: &[u8]) {
         if let Some(at) = self.entries.iter().position(|(k, _)| k == key) {
             let (k, v) = self.entries.remove(at).unwrap();
             self.used -= charge(&k, &v);
         }
     }
 
-    fn set(&mut self, key: &[u8], value: &[u8], max: u64) {
+    pub(crate) fn set(&mut self, key: &[u8], value: &[u8], max: u64) {
         self.remove(key);
         let c = charge(key, value);
         if c > max {
@@ -33,6 +48,7 @@ impl Model {
         while self.used + c > max {
             let (k, v) = self.entries.pop_front().unwrap();
             self.used -= charge(&k, &v);
+            self.evicted += 1;
         }
         self.entries.push_back((key.to_vec(), value.to_vec()));
         self.used += c;
@@ -67,6 +83,7 @@ async fn counted_bytes_stay_within_the_bound_and_the_oldest_go_first() {
         );
         assert_eq!(tier.used_bytes(), model.used, "after set {n}");
         assert_eq!(tier.len(), model.entries.len() as u64, "after set {n}");
+        assert_eq!(tier.evictions(), model.evicted, "after set {n}");
         if n % 500 == 499 {
             check(&tier, &model).await;
         }

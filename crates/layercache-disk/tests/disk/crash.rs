@@ -1,17 +1,20 @@
-//! SIGKILL during writes: whatever the reopened tier serves is exactly a value the child
-//! wrote, and with `Durability::Immediate` nothing acknowledged is lost.
+//! SIGKILL during writes: the reopened tier holds exactly what the bound model says some
+//! prefix of the child's writes leaves, and with `Durability::Immediate` that prefix is every
+//! acknowledged write (and at most the one in flight).
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::time::{Duration, Instant};
 
-use layercache_disk::{DiskOptions, Durability};
+use layercache_disk::{DiskOptions, DiskTier, Durability};
 use layercache_tier::Tier;
 
+use crate::bound::Model;
 use crate::{charge, child_role, open, parse_pattern, pattern, runtime, spawn_child};
 
 const KEYS: u64 = 128;
-/// Smaller than KEYS values of up to 4 KiB: the child also evicts.
-const MAX_BYTES: u64 = 256 << 10;
+/// About half of KEYS values of up to 4 KiB: nearly every write of the child evicts.
+const MAX_BYTES: u64 = 128 << 10;
 
 fn key(k: u64) -> Vec<u8> {
     format!("crash-{k}").into_bytes()
@@ -24,8 +27,58 @@ fn durability(arg: &str) -> Durability {
     }
 }
 
-/// The child: writes `pattern(i)` under `key(i % KEYS)` for i = 0, 1, 2, ... (every 16th
-/// write a `set_many` of 4, every 50th a delete), printing `acked i` after each write
+/// One write of the child: write `i` is `pattern(i)` under `key(i % KEYS)`.
+#[derive(Clone, Copy, Debug)]
+enum Op {
+    /// `set` of write `i`.
+    Set(u64),
+    /// One `set_many` of writes `i..i + 4`.
+    Batch(u64),
+    /// `delete` of `key(i % KEYS)`.
+    Delete(u64),
+}
+
+impl Op {
+    /// The number the child prints once the op has returned.
+    fn last(self) -> u64 {
+        match self {
+            Op::Batch(i) => i + 3,
+            Op::Set(i) | Op::Delete(i) => i,
+        }
+    }
+
+    /// The op, on the bound model.
+    fn apply(self, model: &mut Model) {
+        match self {
+            Op::Set(i) => model.set(&key(i % KEYS), &pattern(i), MAX_BYTES),
+            Op::Batch(i) => {
+                for j in i..i + 4 {
+                    model.set(&key(j % KEYS), &pattern(j), MAX_BYTES);
+                }
+            }
+            Op::Delete(i) => model.remove(&key(i % KEYS)),
+        }
+    }
+}
+
+/// The child's ops from write `start` on: every 16th write starts a `set_many` of 4, every
+/// 50th (not in a batch) is a delete, the rest are `set`s.
+fn schedule(start: u64) -> impl Iterator<Item = Op> {
+    let mut i = start;
+    std::iter::from_fn(move || {
+        let op = if i.is_multiple_of(16) {
+            Op::Batch(i)
+        } else if i.is_multiple_of(50) {
+            Op::Delete(i)
+        } else {
+            Op::Set(i)
+        };
+        i = op.last() + 1;
+        Some(op)
+    })
+}
+
+/// The child: runs `schedule(start)`, printing `acked n` (`n` = `Op::last`) after each op
 /// returns, until it is killed.
 #[test]
 fn crash_child_writer() {
@@ -43,32 +96,75 @@ fn crash_child_writer() {
     let rt = runtime();
     let started = Instant::now();
     rt.block_on(async {
-        let mut i = start;
-        // Bounded, in case the parent dies without killing this child.
-        while started.elapsed() < Duration::from_secs(60) {
-            if i.is_multiple_of(16) {
-                let ks: Vec<_> = (i..i + 4).map(|j| key(j % KEYS)).collect();
-                let vs: Vec<_> = (i..i + 4).map(pattern).collect();
-                let batch: Vec<(&[u8], &[u8])> =
-                    ks.iter().zip(&vs).map(|(k, v)| (&k[..], &v[..])).collect();
-                tier.set_many(&batch, None).await.unwrap();
-                i += 4;
-            } else if i.is_multiple_of(50) {
-                tier.delete(&key(i % KEYS)).await.unwrap();
-                i += 1;
-            } else {
-                tier.set(&key(i % KEYS), &pattern(i), None).await.unwrap();
-                i += 1;
+        for op in schedule(start) {
+            // Bounded, in case the parent dies without killing this child.
+            if started.elapsed() >= Duration::from_secs(60) {
+                break;
             }
-            println!("acked {}", i - 1);
+            match op {
+                Op::Set(i) => tier.set(&key(i % KEYS), &pattern(i), None).await.unwrap(),
+                Op::Batch(i) => {
+                    let ks: Vec<_> = (i..i + 4).map(|j| key(j % KEYS)).collect();
+                    let vs: Vec<_> = (i..i + 4).map(pattern).collect();
+                    let batch: Vec<(&[u8], &[u8])> =
+                        ks.iter().zip(&vs).map(|(k, v)| (&k[..], &v[..])).collect();
+                    tier.set_many(&batch, None).await.unwrap();
+                }
+                Op::Delete(i) => tier.delete(&key(i % KEYS)).await.unwrap(),
+            }
+            println!("acked {}", op.last());
         }
     });
+}
+
+/// What the tier holds: key → value, for the child's keys.
+async fn contents(tier: &DiskTier) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    for k in 0..KEYS {
+        if let Some(v) = tier.get(&key(k)).await.unwrap() {
+            out.insert(key(k), v);
+        }
+    }
+    out
+}
+
+/// Whether `model` holds exactly `found`.
+fn same(model: &Model, found: &BTreeMap<Vec<u8>, Vec<u8>>) -> bool {
+    model.entries.len() == found.len()
+        && model
+            .entries
+            .iter()
+            .all(|(k, v)| found.get(k).is_some_and(|f| f == v))
+}
+
+/// The keys where `model` and `found` differ, with the write each holds (at most 8).
+fn differences(model: &Model, found: &BTreeMap<Vec<u8>, Vec<u8>>) -> String {
+    let want: BTreeMap<&Vec<u8>, &Vec<u8>> = model.entries.iter().map(|(k, v)| (k, v)).collect();
+    let write = |v: Option<&Vec<u8>>| v.map(|v| parse_pattern(v));
+    let keys: std::collections::BTreeSet<&Vec<u8>> =
+        want.keys().copied().chain(found.keys()).collect();
+    let diff: Vec<String> = keys
+        .into_iter()
+        .filter(|k| want.get(k).copied() != found.get(*k))
+        .take(8)
+        .map(|k| {
+            format!(
+                "{}: model {:?}, tier {:?}",
+                String::from_utf8_lossy(k),
+                write(want.get(k).copied()),
+                write(found.get(k))
+            )
+        })
+        .collect();
+    diff.join("; ")
 }
 
 #[tokio::test]
 async fn a_killed_writer_leaves_only_values_it_wrote() {
     let dir = tempfile::tempdir().unwrap();
     let mut next = 0u64;
+    // What the tier holds when a round starts.
+    let mut model = Model::default();
     for round in 0..4 {
         let mode = if round % 2 == 0 {
             "immediate"
@@ -77,50 +173,55 @@ async fn a_killed_writer_leaves_only_values_it_wrote() {
         };
         std::fs::write(dir.path().join("next"), next.to_string()).unwrap();
         let mut child = KillOnDrop(spawn_child("crash::crash_child_writer", dir.path(), mode));
-        let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
-        // Kill it after a varying number of acknowledged writes.
+        let mut out = BufReader::new(child.0.stdout.take().unwrap());
+        // Kill it after a varying number of acknowledged writes, then read what it
+        // printed before it died: `acked` counts the ops it acknowledged (whole lines).
         let target = next + 150 + 97 * round;
-        let mut acked = None;
-        for line in lines.by_ref() {
-            let line = line.unwrap();
-            if let Some(i) = line.strip_prefix("acked ") {
-                let i: u64 = i.parse().unwrap();
-                acked = Some(i);
-                if i >= target {
-                    break;
-                }
+        let mut acked = 0;
+        let mut line = String::new();
+        let mut killed = false;
+        loop {
+            line.clear();
+            let n = out.read_line(&mut line).unwrap();
+            if n == 0 || !line.ends_with('\n') {
+                break; // the end, or a line cut short by the kill
+            }
+            // The harness may print on the same line before the first ack.
+            let Some((_, printed)) = line.trim_end().rsplit_once("acked ") else {
+                continue;
+            };
+            let printed: u64 = printed.parse().unwrap();
+            let expected = schedule(next).nth(acked).unwrap();
+            assert_eq!(printed, expected.last(), "round {round}: ack {acked}");
+            acked += 1;
+            if printed >= target && !killed {
+                child.0.kill().unwrap(); // SIGKILL
+                child.0.wait().unwrap();
+                killed = true;
             }
         }
-        child.0.kill().unwrap(); // SIGKILL
-        child.0.wait().unwrap();
-        let acked = acked.expect("the child acknowledged no write");
+        assert!(
+            killed,
+            "round {round}: the child stopped before write {target}"
+        );
+        // The acknowledged ops, and the one that may have been in flight.
+        let ops: Vec<Op> = schedule(next).take(acked + 1).collect();
 
         let reopen = Instant::now();
         let tier = open(dir.path(), DiskOptions::new(MAX_BYTES));
         let reopen = reopen.elapsed();
+        let found = contents(&tier).await;
         let mut counted = 0;
-        let mut present = 0;
-        for k in 0..KEYS {
-            let Some(v) = tier.get(&key(k)).await.unwrap() else {
-                continue;
-            };
-            let i =
-                parse_pattern(&v).unwrap_or_else(|| panic!("round {round}: key {k} is corrupt"));
-            assert_eq!(i % KEYS, k, "round {round}: a value under another key");
-            assert!(i <= acked + 4, "round {round}: write {i} was never made");
-            if mode == "immediate" {
-                // Not older than the last acknowledged write (or delete) of this key: an
-                // absent key may have been evicted, a present one cannot have gone back.
-                let last_acked = (next..=acked).rev().find(|j| j % KEYS == k);
-                if let Some(j) = last_acked {
-                    assert!(
-                        i >= j,
-                        "round {round}: key {k} has write {i}, lost write {j}"
-                    );
-                }
-            }
-            counted += charge(&key(k), &v);
-            present += 1;
+        for (k, v) in &found {
+            let i = parse_pattern(v).unwrap_or_else(|| {
+                panic!("round {round}: {} is corrupt", String::from_utf8_lossy(k))
+            });
+            assert_eq!(
+                key(i % KEYS),
+                *k,
+                "round {round}: a value under another key"
+            );
+            counted += charge(k, v);
         }
         assert_eq!(tier.corrupt_records(), 0, "round {round}");
         assert!(tier.used_bytes() <= MAX_BYTES);
@@ -129,16 +230,71 @@ async fn a_killed_writer_leaves_only_values_it_wrote() {
             counted,
             "round {round}: counter ≠ entries"
         );
-        assert_eq!(tier.len(), present, "round {round}");
-        if mode == "immediate" {
-            assert!(present > 0);
+        assert_eq!(tier.len(), found.len() as u64, "round {round}");
+
+        // The tier holds exactly the model after some prefix of the ops: every acknowledged
+        // one and perhaps the one in flight (Immediate), or those of the last durable commit
+        // (Periodic).
+        let mut prefixes = Vec::new();
+        let mut state = model.clone();
+        let mut acked_state = None;
+        for n in 0..=acked + 1 {
+            if n > 0 {
+                ops[n - 1].apply(&mut state);
+            }
+            if state.used == counted && same(&state, &found) {
+                prefixes.push(n);
+            }
+            if n == acked {
+                acked_state = Some(state.clone());
+            }
         }
-        eprintln!("round {round} ({mode}): killed after write {acked}, {present} keys back, reopened in {reopen:?}");
+        let acked_state = acked_state.unwrap();
+        assert!(
+            acked_state.evicted > 0,
+            "round {round}: the ops evict nothing"
+        );
+        if mode == "immediate" {
+            assert!(
+                prefixes.iter().any(|&n| n >= acked),
+                "round {round}: not the state after the {acked} acknowledged ops (or one \
+                 more){}; against the acknowledged state: {}",
+                if prefixes.is_empty() {
+                    String::new()
+                } else {
+                    format!(", but after {prefixes:?}")
+                },
+                differences(&acked_state, &found)
+            );
+            assert!(!found.is_empty());
+        } else {
+            assert!(
+                !prefixes.is_empty(),
+                "round {round}: no prefix of the {acked} acknowledged ops (or one more) leaves \
+                 this; against the acknowledged state: {}",
+                differences(&acked_state, &found)
+            );
+        }
+        eprintln!(
+            "round {round} ({mode}): killed after {acked} ops (to write {}), {} keys back, \
+             the state after {prefixes:?} ops, reopened in {reopen:?}",
+            ops[acked - 1].last(),
+            found.len()
+        );
         // The store is usable after the crash.
         tier.set(b"after", b"crash", None).await.unwrap();
         assert_eq!(tier.get(b"after").await.unwrap(), Some(b"crash".to_vec()));
         tier.delete(b"after").await.unwrap();
-        next = acked + 5;
+        // The next round starts from what the tier holds now (that write may have evicted),
+        // after every write this child may have made.
+        let now = contents(&tier).await;
+        let mut held: Vec<(u64, Vec<u8>, Vec<u8>)> = now
+            .into_iter()
+            .map(|(k, v)| (parse_pattern(&v).unwrap(), k, v))
+            .collect();
+        held.sort_by_key(|(i, _, _)| *i);
+        model = Model::with(held.into_iter().map(|(_, k, v)| (k, v)));
+        next = ops[acked].last() + 1;
     }
 }
 
