@@ -3,11 +3,10 @@
 //! zero-capacity cache storing weightless entries, `invalidate_all` not being panic-safe,
 //! and values dropped under the shard lock (a re-entrant `Drop` deadlocked).
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, OnceLock};
+use std::sync::mpsc;
 use std::time::Duration;
 
-use layercache_memory::{Cache, EvictionPolicy};
+use layercache_memory::{Cache, EvictionPolicy, ManualClock, Op};
 
 fn weighted(policy: EvictionPolicy, cap: u64) -> Cache<&'static str, u32> {
     Cache::builder()
@@ -103,40 +102,217 @@ fn invalidate_all_survives_a_panicking_drop() {
     }
 }
 
-/// Values evicted by an insert (and cleared by `invalidate_all`) are dropped while the shard
-/// lock is held, so a value whose `Drop` touches the same cache (here `contains_key` of
-/// another key of the same one-shard cache) deadlocks. `remove` and rejected inserts already
-/// drop outside the lock (`try_insert` drops `old` explicitly after unlocking).
+/// Crate docs: "Entries evicted, replaced, removed or cleared are dropped after their shard's
+/// lock is released, so a value's `Drop` may use the cache." Once untrue of evictions (an
+/// insert that evicted dropped the victim under the lock, and a `Drop` that used the cache
+/// deadlocked), so every path that drops values is run here, under every policy, with
+/// values whose `Drop` writes to the same one-shard cache: dropped under that shard's lock
+/// (on the same thread), such a value deadlocks its case, which then fails on a timeout.
 #[test]
-fn evicted_values_are_dropped_outside_the_shard_lock() {
-    static CACHE: OnceLock<Cache<u32, Reenter>> = OnceLock::new();
-    static ARMED: AtomicBool = AtomicBool::new(false);
-    struct Reenter;
-    impl Drop for Reenter {
-        fn drop(&mut self) {
-            if ARMED.load(Ordering::Relaxed) {
-                let _ = CACHE.get().unwrap().contains_key(&999);
-            }
+fn values_are_dropped_outside_the_shard_lock_on_every_path_and_policy() {
+    for policy in EvictionPolicy::ALL {
+        for &(path, scenario) in DROP_PATHS {
+            let (tx, rx) = mpsc::channel();
+            std::thread::spawn(move || tx.send(drop_case(policy, scenario)));
+            let Ok(seen) = rx.recv_timeout(Duration::from_secs(10)) else {
+                panic!(
+                    "{policy}, {path}: the case hung or panicked; a hang means a value was \
+                     dropped under the shard lock (its Drop, which uses the cache, deadlocked)"
+                )
+            };
+            let case = format!("{policy}, {path}");
+            let ids = &seen.dropped;
+            assert_eq!(ids.len(), seen.want, "{case}: values dropped: {ids:?}");
+            let (dropped, live) = (seen.dropped.len(), seen.live);
+            assert_eq!(
+                dropped + live,
+                seen.made,
+                "{case}: each value live or dropped"
+            );
         }
     }
-    let cache = CACHE.get_or_init(|| {
-        Cache::builder()
-            .max_capacity(1)
-            .shards(1)
-            .eviction_policy(EvictionPolicy::Lru)
-            .build()
-    });
-    ARMED.store(true, Ordering::Relaxed);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        cache.insert(1, Reenter);
-        let _ = cache.remove(&1); // dropped after unlocking: fine
-        cache.insert(1, Reenter);
-        cache.insert(2, Reenter); // evicts 1 and drops it under the lock
-        tx.send(()).unwrap();
-    });
-    assert!(
-        rx.recv_timeout(Duration::from_secs(5)).is_ok(),
-        "deadlock: an evicted value's Drop re-entered the cache under the shard lock"
-    );
 }
+
+/// What one case of the test above saw.
+struct Seen {
+    /// How many values the scenario drops.
+    want: usize,
+    /// The ids of the values it dropped.
+    dropped: Vec<u32>,
+    /// How many values were left in the cache.
+    live: usize,
+    /// How many values it made.
+    made: usize,
+}
+
+/// A value whose `Drop` uses the cache it was stored in (see [`CASE`]) and records its id.
+struct Reenter {
+    id: u32,
+    weight: u32,
+}
+
+type Val = std::sync::Arc<Reenter>;
+type DropCache = Cache<u32, Val>;
+
+/// A key no case stores: a value's `Drop` invalidates it, which takes the shard's write lock.
+const NEVER: u32 = u32::MAX;
+
+type Cell<T> = std::cell::RefCell<T>;
+
+thread_local! {
+    /// The cache of the case running on this thread, for the values' `Drop`.
+    static CASE: Cell<Option<DropCache>> = const { Cell::new(None) };
+    /// The ids of the values dropped on this thread, and how many values were made.
+    static DROPPED: Cell<(Vec<u32>, usize)> = const { Cell::new((Vec::new(), 0)) };
+}
+
+impl Drop for Reenter {
+    fn drop(&mut self) {
+        if let Some(cache) = CASE.try_with(|c| c.borrow().clone()).ok().flatten() {
+            cache.invalidate(&NEVER);
+        }
+        let _ = DROPPED.try_with(|d| d.borrow_mut().0.push(self.id));
+    }
+}
+
+/// A new value of weight `weight`.
+fn val(id: u32, weight: u32) -> Val {
+    DROPPED.with(|d| d.borrow_mut().1 += 1);
+    std::sync::Arc::new(Reenter { id, weight })
+}
+
+/// Runs one scenario on this thread, over a fresh one-shard cache of weight 2 whose entries
+/// live 10 s on a manual clock.
+fn drop_case(policy: EvictionPolicy, scenario: fn(&DropCache, &ManualClock) -> usize) -> Seen {
+    let clock = ManualClock::new();
+    let cache: DropCache = Cache::builder()
+        .max_capacity(2)
+        .shards(1)
+        .eviction_policy(policy)
+        .weigher(|_, v: &Val| v.weight)
+        .time_to_live(Duration::from_secs(10))
+        .clock(clock.clone())
+        .build();
+    CASE.with(|c| *c.borrow_mut() = Some(cache.clone()));
+    let want = scenario(&cache, &clock);
+    let live = cache.entry_count() as usize;
+    let (dropped, made) = DROPPED.with(|d| std::mem::take(&mut *d.borrow_mut()));
+    // The rest is dropped with the cache, which no Drop uses any more.
+    let case = CASE.with(|c| c.borrow_mut().take());
+    drop((case, cache));
+    Seen {
+        want,
+        dropped,
+        live,
+        made,
+    }
+}
+
+/// Each path that drops values: a scenario, and how many values it drops.
+type DropPath = (&'static str, fn(&DropCache, &ManualClock) -> usize);
+
+const DROP_PATHS: &[DropPath] = &[
+    ("eviction by insert", |c, _| {
+        c.insert(1, val(11, 1));
+        c.insert(2, val(21, 1));
+        c.insert(3, val(31, 1)); // one of the three leaves, whichever the policy picks
+        1
+    }),
+    ("eviction by a load", |c, _| {
+        c.insert(1, val(11, 1));
+        c.insert(2, val(21, 1));
+        drop(c.get_with(3, || val(31, 1)));
+        1
+    }),
+    ("replacement", |c, _| {
+        c.insert(1, val(11, 1));
+        c.insert(1, val(12, 1));
+        1
+    }),
+    ("growing replacement that evicts", |c, _| {
+        c.insert(1, val(11, 1));
+        c.insert(2, val(21, 1));
+        c.insert(1, val(12, 2)); // 11 is replaced, 21 evicted to make room
+        2
+    }),
+    ("not admitted", |c, _| {
+        c.insert(1, val(11, 3)); // heavier than the shard
+        1
+    }),
+    ("not admitted, replacing", |c, _| {
+        c.insert(1, val(11, 1));
+        c.insert(1, val(12, 3)); // 11 leaves, and 12 is not stored
+        2
+    }),
+    ("remove", |c, _| {
+        c.insert(1, val(11, 1));
+        drop(c.remove(&1));
+        1
+    }),
+    ("invalidate", |c, _| {
+        c.insert(1, val(11, 1));
+        c.invalidate(&1);
+        1
+    }),
+    ("invalidate_all", |c, _| {
+        c.insert(1, val(11, 1));
+        c.insert(2, val(21, 1));
+        c.invalidate_all();
+        2
+    }),
+    ("invalidate_entries_if", |c, _| {
+        c.insert(1, val(11, 1));
+        c.insert(2, val(21, 1));
+        c.invalidate_entries_if(|k, _| *k == 1);
+        1
+    }),
+    ("compute that removes", |c, _| {
+        c.insert(1, val(11, 1));
+        c.and_compute_with(1, |_| Op::Remove);
+        1
+    }),
+    ("compute that replaces", |c, _| {
+        c.insert(1, val(11, 1));
+        c.and_compute_with(1, |_| Op::Put(val(12, 1)));
+        1
+    }),
+    ("expiry by run_pending_tasks", |c, clock| {
+        c.insert(1, val(11, 1));
+        clock.advance(Duration::from_secs(11));
+        c.run_pending_tasks();
+        1
+    }),
+    ("expiry by a write to another key", |c, clock| {
+        c.insert(1, val(11, 1));
+        clock.advance(Duration::from_secs(11));
+        c.insert(2, val(21, 1));
+        1
+    }),
+    ("expiry of the key written", |c, clock| {
+        c.insert(1, val(11, 1));
+        clock.advance(Duration::from_secs(11));
+        c.insert(1, val(12, 1));
+        1
+    }),
+    ("expiry of the key removed", |c, clock| {
+        c.insert(1, val(11, 1));
+        clock.advance(Duration::from_secs(11));
+        assert!(c.remove(&1).is_none());
+        1
+    }),
+    ("expiry by reads", |c, clock| {
+        c.insert(1, val(11, 1));
+        clock.advance(Duration::from_secs(5));
+        c.insert(2, val(21, 1));
+        // 11 has expired, 21 has not. Reads apply their buffer, and so expire entries, when
+        // it fills or (hits the policy ignores) every 64 hits once the timer wheel is due.
+        clock.advance(Duration::from_secs(6));
+        for _ in 0..10_000 {
+            if c.entry_count() == 1 {
+                break;
+            }
+            assert!(c.get(&2).is_some());
+        }
+        1
+    }),
+];
