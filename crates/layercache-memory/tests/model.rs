@@ -27,6 +27,8 @@ type Weights = BTreeMap<K, (V, u32)>;
 /// The victim choice of one policy; the shell below does storage, weights and capacity.
 trait ModelPolicy {
     fn new(cap: u64) -> Self;
+    /// A key that is not cached is about to be inserted, before room is made for it.
+    fn on_miss(&mut self, _k: K) {}
     fn on_insert(&mut self, k: K);
     fn on_hit(&mut self, k: K);
     fn on_update(&mut self, k: K);
@@ -88,6 +90,7 @@ impl<P: ModelPolicy> Model<P> {
             }
             self.p.on_remove(k);
             self.take(k);
+            self.p.on_miss(k);
             self.make_room(w);
             self.entries.insert(k, (v, w));
             self.used += u64::from(w);
@@ -97,6 +100,7 @@ impl<P: ModelPolicy> Model<P> {
         if u64::from(w) > self.cap {
             return Outcome::Rejected;
         }
+        self.p.on_miss(k);
         self.make_room(w);
         self.entries.insert(k, (v, w));
         self.used += u64::from(w);
@@ -232,36 +236,35 @@ impl ModelPolicy for SieveModel {
     }
 }
 
-/// S3-FIFO as in src/policy/s3fifo.rs. The ghost is keyed by key instead of by 32-bit hash:
-/// `s3fifo_model_matches` first asserts that the hashes of the key space do not collide.
+/// S3-FIFO as libCacheSim's `S3FIFOv0.c` (which src/policy/s3fifo.rs follows): a small FIFO
+/// (a tenth of the capacity, at least 1), a main FIFO with 2-bit counters, and a ghost FIFO of
+/// the keys evicted from small, at most 9/10 of the capacity in weight. As in libCacheSim, a
+/// returning key leaves the ghost when it is looked up, before room is made for it (here:
+/// [`ModelPolicy::on_miss`]), and a key that was remembered enters main. The ghost is keyed by
+/// key instead of by 32-bit hash: `s3fifo_model_matches` first asserts that the hashes of the
+/// key space do not collide.
 struct S3Model {
     small: VecDeque<K>,
     main: VecDeque<K>,
     freq: HashMap<K, u8>,
     main_max: u64,
-    ghost: VecDeque<(K, u32, u64)>,
-    ghost_live: HashMap<K, u64>,
-    ghost_weight: u64,
+    ghost: VecDeque<(K, u32)>,
     ghost_max: u64,
-    seq: u64,
+    hit_on_ghost: bool,
 }
 
 impl S3Model {
+    /// libCacheSim's FIFO `get` on the ghost: a key not in it is inserted after evicting the
+    /// oldest keys until it fits; a key heavier than the ghost is not.
     fn ghost_push(&mut self, k: K, w: u32) {
-        if self.ghost_max == 0 {
+        if self.ghost.iter().any(|&(g, _)| g == k) || u64::from(w) > self.ghost_max {
             return;
         }
-        self.seq += 1;
-        self.ghost.push_back((k, w, self.seq));
-        self.ghost_live.insert(k, self.seq);
-        self.ghost_weight += u64::from(w);
-        while self.ghost_weight > self.ghost_max {
-            let (g, gw, s) = self.ghost.pop_front().unwrap();
-            self.ghost_weight -= u64::from(gw);
-            if self.ghost_live.get(&g) == Some(&s) {
-                self.ghost_live.remove(&g);
-            }
+        let weight = |g: &VecDeque<(K, u32)>| g.iter().map(|&(_, w)| u64::from(w)).sum::<u64>();
+        while weight(&self.ghost) + u64::from(w) > self.ghost_max {
+            self.ghost.pop_front();
         }
+        self.ghost.push_back((k, w));
     }
     fn evict_small(&mut self, e: &Weights) -> Option<K> {
         while let Some(t) = self.small.pop_front() {
@@ -300,14 +303,17 @@ impl ModelPolicy for S3Model {
             freq: HashMap::new(),
             main_max: cap.saturating_sub(small_max),
             ghost: VecDeque::new(),
-            ghost_live: HashMap::new(),
-            ghost_weight: 0,
-            ghost_max: cap - small_max.min(cap),
-            seq: 0,
+            ghost_max: cap * 9 / 10,
+            hit_on_ghost: false,
         }
     }
+    fn on_miss(&mut self, k: K) {
+        let before = self.ghost.len();
+        self.ghost.retain(|&(g, _)| g != k);
+        self.hit_on_ghost = self.ghost.len() < before;
+    }
     fn on_insert(&mut self, k: K) {
-        if self.ghost_live.remove(&k).is_some() {
+        if std::mem::take(&mut self.hit_on_ghost) {
             self.main.push_back(k);
         } else {
             self.small.push_back(k);
@@ -338,8 +344,7 @@ impl ModelPolicy for S3Model {
         self.main.clear();
         self.freq.clear();
         self.ghost.clear();
-        self.ghost_live.clear();
-        self.ghost_weight = 0;
+        self.hit_on_ghost = false;
     }
 }
 
