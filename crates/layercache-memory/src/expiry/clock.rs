@@ -280,6 +280,131 @@ mod tests {
         assert!(clock.now() >= last + 2_000_000);
     }
 
+    /// A raw reading of the clock `CoarseClock` reads, in coarsetime's ticks.
+    fn coarse_ticks() -> u64 {
+        coarsetime::Instant::now_without_cache_update().as_ticks()
+    }
+
+    /// Nanoseconds between two raw readings, by coarsetime's own conversion.
+    fn coarse_nanos(from: u64, to: u64) -> u64 {
+        let (from, to) = (
+            coarsetime::Instant::from_ticks(from),
+            coarsetime::Instant::from_ticks(to),
+        );
+        to.duration_since(from).as_nanos()
+    }
+
+    #[test]
+    fn coarse_clock_reads_the_time_since_it_was_made() {
+        // Its origin is read between `before` and `new` returning, and each reading before
+        // `after`: so a reading is at most the time from `before` to `after`.
+        let before = coarse_ticks();
+        let clock = CoarseClock::new();
+        let copy = clock;
+        let (first, second) = (clock.now(), copy.now());
+        let default = CoarseClock::default().now();
+        let bound = coarse_nanos(before, coarse_ticks());
+        assert!(first <= bound, "read {first} ns, at most {bound} ns passed");
+        assert!(
+            (first..=bound).contains(&second),
+            "the copy read {second} ns"
+        );
+        assert!(default <= bound, "the default clock read {default} ns");
+    }
+
+    /// The kernel's tick: the resolution of `CLOCK_MONOTONIC_COARSE`, in nanoseconds.
+    #[cfg(target_os = "linux")]
+    fn kernel_tick() -> u64 {
+        let mut res = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `res` is a valid, writable `timespec`, and the clock id is a constant.
+        let r = unsafe { libc::clock_getres(libc::CLOCK_MONOTONIC_COARSE, &mut res) };
+        assert_eq!(r, 0, "clock_getres");
+        u64::try_from(res.tv_sec).unwrap() * 1_000_000_000 + u64::try_from(res.tv_nsec).unwrap()
+    }
+
+    /// Docs: "advancing in steps of one kernel tick (1–4 ms on Linux)", and readings never
+    /// go back, on any clone on any thread. Two threads read copies of one clock until each
+    /// has seen 20 steps (at most 5 s): each step is a whole number of ticks (a tick may
+    /// pass unseen while a thread is descheduled), never a part of one.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn coarse_clock_steps_by_whole_kernel_ticks_and_never_goes_back() {
+        let tick = kernel_tick();
+        assert!(
+            (1_000_000..=4_000_000).contains(&tick),
+            "the kernel tick is {tick} ns, not 1-4 ms as the docs say"
+        );
+        let clock = CoarseClock::new();
+        let steps: Vec<u64> = std::thread::scope(|s| {
+            let readers: Vec<_> = (0..2)
+                .map(|_| {
+                    s.spawn(move || {
+                        let deadline = Instant::now() + Duration::from_secs(5);
+                        let (mut last, mut steps) = (clock.now(), Vec::new());
+                        while steps.len() < 20 && Instant::now() < deadline {
+                            let now = clock.now();
+                            assert!(now >= last, "went back from {last} to {now}");
+                            if now > last {
+                                steps.push(now - last);
+                            }
+                            last = now;
+                        }
+                        steps
+                    })
+                })
+                .collect();
+            readers
+                .into_iter()
+                .flat_map(|r| r.join().unwrap())
+                .collect()
+        });
+        assert!(steps.len() >= 2, "the clock hardly moved in 5 s: {steps:?}");
+        for &step in &steps {
+            // NTP may slew a tick by up to 500 ppm; readings round to the nanosecond.
+            let ticks = (step + tick / 2) / tick;
+            let slack = step / 1_000 + 10;
+            assert!(
+                ticks >= 1 && step.abs_diff(ticks * tick) <= slack,
+                "a step of {step} ns is not a whole number of {tick} ns ticks: {steps:?}"
+            );
+        }
+    }
+
+    /// The readings keep to real time: over a bounded wait of about 300 ms, the clock moves
+    /// as much as `Instant` does, give or take how stale a coarse reading can be.
+    #[test]
+    fn coarse_clock_keeps_to_real_time() {
+        // A coarse reading lags real time by up to a tick or two (and a tick delivered late
+        // on a busy machine): far less than this.
+        const STALE: u64 = 100_000_000;
+        let start = Instant::now();
+        let clock = CoarseClock::new();
+        let made = Instant::now();
+        let deadline = made + Duration::from_secs(10);
+        let (mut reading, mut read_at) = (0, made);
+        while reading < 300_000_000 && Instant::now() < deadline {
+            std::thread::yield_now();
+            read_at = Instant::now();
+            reading = clock.now();
+        }
+        let end = Instant::now();
+        assert!(
+            reading >= 300_000_000,
+            "the clock read {reading} ns after 10 s"
+        );
+        // It covers at most the real time from before it was made to after the reading, and
+        // at least the real time from after it was made to before the reading, less staleness.
+        let most = saturating_nanos(end - start) + STALE;
+        let least = saturating_nanos(read_at - made).saturating_sub(STALE);
+        assert!(
+            (least..=most).contains(&reading),
+            "read {reading} ns over {least}..={most} ns of real time"
+        );
+    }
+
     #[test]
     fn manual_clock_moves_only_forward_and_clones_share_it() {
         let clock = ManualClock::new();
