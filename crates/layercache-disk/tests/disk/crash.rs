@@ -3,18 +3,23 @@
 //! acknowledged write (and at most the one in flight).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::time::{Duration, Instant};
 
 use layercache_disk::{DiskOptions, DiskTier, Durability};
 use layercache_tier::Tier;
 
 use crate::bound::Model;
-use crate::{charge, child_role, open, parse_pattern, pattern, runtime, spawn_child};
+use crate::{charge, child_role, open, parse_pattern, pattern, runtime, Read, Watched};
 
 const KEYS: u64 = 128;
 /// About half of KEYS values of up to 4 KiB: nearly every write of the child evicts.
 const MAX_BYTES: u64 = 128 << 10;
+/// The most ops a child makes: far more than any round waits for (it kills the child once
+/// 150 + 97 × round writes have been acknowledged), a bound in case the parent is gone.
+const CHILD_OPS: usize = 10_000;
+/// The longest a round may take, from starting the child to reading its end (a round takes
+/// well under a second); past that, the child is killed and the test fails.
+const ROUND: Duration = Duration::from_secs(120);
 
 fn key(k: u64) -> Vec<u8> {
     format!("crash-{k}").into_bytes()
@@ -79,7 +84,7 @@ fn schedule(start: u64) -> impl Iterator<Item = Op> {
 }
 
 /// The child: runs `schedule(start)`, printing `acked n` (`n` = `Op::last`) after each op
-/// returns, until it is killed.
+/// returns, until it is killed (or has made `CHILD_OPS` ops, or run for a minute).
 #[test]
 fn crash_child_writer() {
     let Some((dir, arg)) = child_role() else {
@@ -96,8 +101,8 @@ fn crash_child_writer() {
     let rt = runtime();
     let started = Instant::now();
     rt.block_on(async {
-        for op in schedule(start) {
-            // Bounded, in case the parent dies without killing this child.
+        for op in schedule(start).take(CHILD_OPS) {
+            // Bounded in count and time, in case the parent dies without killing this child.
             if started.elapsed() >= Duration::from_secs(60) {
                 break;
             }
@@ -172,20 +177,21 @@ async fn a_killed_writer_leaves_only_values_it_wrote() {
             "periodic"
         };
         std::fs::write(dir.path().join("next"), next.to_string()).unwrap();
-        let mut child = KillOnDrop(spawn_child("crash::crash_child_writer", dir.path(), mode));
-        let mut out = BufReader::new(child.0.stdout.take().unwrap());
+        let mut child = Watched::spawn("crash::crash_child_writer", dir.path(), mode);
+        // Every read is bounded: past the round's deadline (or a long silence), the child
+        // is killed and the test fails, naming the round and the last line read.
+        let deadline = Instant::now() + ROUND;
+        let what = format!("round {round} ({mode})");
         // Kill it after a varying number of acknowledged writes, then read what it
         // printed before it died: `acked` counts the ops it acknowledged (whole lines).
         let target = next + 150 + 97 * round;
         let mut acked = 0;
-        let mut line = String::new();
         let mut killed = false;
         loop {
-            line.clear();
-            let n = out.read_line(&mut line).unwrap();
-            if n == 0 || !line.ends_with('\n') {
-                break; // the end, or a line cut short by the kill
-            }
+            let line = match child.read(deadline, &what) {
+                Read::Line(line) if line.ends_with('\n') => line,
+                _ => break, // the end, or a line cut short by the kill
+            };
             // The harness may print on the same line before the first ack.
             let Some((_, printed)) = line.trim_end().rsplit_once("acked ") else {
                 continue;
@@ -195,8 +201,7 @@ async fn a_killed_writer_leaves_only_values_it_wrote() {
             assert_eq!(printed, expected.last(), "round {round}: ack {acked}");
             acked += 1;
             if printed >= target && !killed {
-                child.0.kill().unwrap(); // SIGKILL
-                child.0.wait().unwrap();
+                child.kill(); // SIGKILL
                 killed = true;
             }
         }
@@ -295,15 +300,5 @@ async fn a_killed_writer_leaves_only_values_it_wrote() {
         held.sort_by_key(|(i, _, _)| *i);
         model = Model::with(held.into_iter().map(|(_, k, v)| (k, v)));
         next = ops[acked].last() + 1;
-    }
-}
-
-/// Kills the child if the test fails before it does.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }

@@ -6,10 +6,13 @@ mod crash;
 mod records;
 mod restart;
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use layercache_disk::{DiskOptions, DiskTier};
 
@@ -47,6 +50,125 @@ pub(crate) fn spawn_child(test: &str, dir: &Path, arg: &str) -> Child {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap()
+}
+
+/// The longest a child may go without printing a line before the parent takes it for hung
+/// (the children print a line every few milliseconds).
+pub(crate) const SILENCE: Duration = Duration::from_secs(30);
+
+/// A child started by [`spawn_child`], its stdout read on a thread so that every read the
+/// parent makes has a deadline. Dropping it kills the child (SIGKILL, by pid) and reaps it.
+pub(crate) struct Watched {
+    child: Child,
+    lines: Receiver<std::io::Result<String>>,
+    /// The last line read, for failure messages.
+    last: Option<String>,
+    started: Instant,
+}
+
+/// One read of a child's stdout.
+pub(crate) enum Read {
+    /// A line as read: with its `\n`, unless the child died while printing it.
+    Line(String),
+    /// The end: the child closed its stdout (it exited or was killed).
+    End,
+}
+
+impl Watched {
+    /// Starts `test` as a child (see [`spawn_child`]).
+    pub(crate) fn spawn(test: &str, dir: &Path, arg: &str) -> Self {
+        let mut child = spawn_child(test, dir, arg);
+        let out = BufReader::new(child.stdout.take().unwrap());
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || read_lines(out, tx));
+        Watched {
+            child,
+            lines,
+            last: None,
+            started: Instant::now(),
+        }
+    }
+
+    /// The next read, waiting until `deadline` at the latest and [`SILENCE`] at the most.
+    /// Past that, kills the child and fails the test, naming `what` (the round, say) and the
+    /// last line read.
+    pub(crate) fn read(&mut self, deadline: Instant, what: &str) -> Read {
+        let wait = deadline
+            .saturating_duration_since(Instant::now())
+            .min(SILENCE);
+        match self.lines.recv_timeout(wait) {
+            Ok(line) => {
+                let line = line.unwrap();
+                self.last = Some(line.clone());
+                Read::Line(line)
+            }
+            Err(RecvTimeoutError::Disconnected) => Read::End,
+            Err(RecvTimeoutError::Timeout) => self.hung(deadline, what),
+        }
+    }
+
+    /// The child's exit status once it has closed its stdout ([`Read::End`]), polled until
+    /// `deadline` at the latest; past that, as for [`Watched::read`].
+    pub(crate) fn exit_status(&mut self, deadline: Instant, what: &str) -> ExitStatus {
+        // Bounded by the deadline; a child that has closed its stdout is exiting.
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() >= deadline {
+                self.hung(deadline, what);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Sends SIGKILL to the child (by pid) and reaps it.
+    pub(crate) fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    fn hung(&mut self, deadline: Instant, what: &str) -> ! {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let why = if Instant::now() >= deadline {
+            "its deadline passed".to_string()
+        } else {
+            format!("{SILENCE:?} without a line")
+        };
+        panic!(
+            "{what}: the child (pid {}) hung: {why}, {:?} after it started, and was killed; \
+             the last line it printed: {:?}",
+            self.child.id(),
+            self.started.elapsed(),
+            self.last.as_deref().unwrap_or("none")
+        );
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends each line of `out` to `tx` (the last one even if cut short), or the read error,
+/// until the end. Bounded: the end comes when the child dies, at the latest when the parent
+/// drops its [`Watched`] and so kills it.
+fn read_lines(mut out: impl BufRead, tx: mpsc::Sender<std::io::Result<String>>) {
+    loop {
+        let mut line = String::new();
+        let read = match out.read_line(&mut line) {
+            Ok(0) => return,
+            Ok(_) => Ok(line),
+            Err(e) => Err(e),
+        };
+        let failed = read.is_err();
+        if tx.send(read).is_err() || failed {
+            return;
+        }
+    }
 }
 
 /// A value that says which write `i` it is: `i` (8 bytes, LE) then 0 to 4095 bytes of a

@@ -1,14 +1,17 @@
 //! Data survives the process: a child writes and exits, the parent reads everything back.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use layercache_disk::DiskOptions;
 use layercache_tier::Tier;
 
-use crate::{charge, child_role, entries, open, pattern, runtime, spawn_child};
+use crate::{charge, child_role, entries, open, pattern, runtime, Read, Watched};
 
 const N: u64 = 500;
 const MAX_BYTES: u64 = 64 << 20;
+/// The longest the child may take (it takes well under a second); past that, it is killed
+/// and the test fails.
+const CHILD: Duration = Duration::from_secs(120);
 
 fn key(i: u64) -> Vec<u8> {
     format!("restart-{i}").into_bytes()
@@ -35,10 +38,17 @@ fn restart_child_writer() {
 #[tokio::test]
 async fn entries_written_by_another_process_are_read_back() {
     let dir = tempfile::tempdir().unwrap();
-    let child = spawn_child("restart::restart_child_writer", dir.path(), "");
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "the child failed: {:?}", out.status);
-    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("wrote {N}")));
+    let mut child = Watched::spawn("restart::restart_child_writer", dir.path(), "");
+    let deadline = Instant::now() + CHILD;
+    let what = "the restart child";
+    let mut stdout = String::new();
+    // Bounded: each read waits until the deadline at the latest.
+    while let Read::Line(line) = child.read(deadline, what) {
+        stdout.push_str(&line);
+    }
+    let status = child.exit_status(deadline, what);
+    assert!(status.success(), "the child failed: {status:?}");
+    assert!(stdout.contains(&format!("wrote {N}")));
 
     let expected: u64 = (0..N).map(|i| charge(&key(i), &pattern(i))).sum();
     for round in 0..2 {
