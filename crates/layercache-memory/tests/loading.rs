@@ -2,11 +2,14 @@
 //! when an initializer panics or is cancelled. Tests that could hang run under a guard that
 //! fails them after a timeout instead.
 
+use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Barrier};
+use std::task::{Context, Poll, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -400,5 +403,156 @@ fn async_computes_lose_no_update() {
             }
             assert_eq!(cache.get(&1).await, Some(4000));
         });
+    });
+}
+
+/// A future that is ready once `done` holds (`true`) or 10 s have passed (`false`); until
+/// then it wakes itself to be polled again, so it runs on any executor.
+struct Until<F> {
+    done: F,
+    deadline: Instant,
+}
+
+fn until<F: Fn() -> bool + Unpin>(done: F) -> Until<F> {
+    Until {
+        done,
+        deadline: Instant::now() + Duration::from_secs(10),
+    }
+}
+
+impl<F: Fn() -> bool + Unpin> Future for Until<F> {
+    type Output = bool;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<bool> {
+        if (self.done)() {
+            return Poll::Ready(true);
+        }
+        if Instant::now() > self.deadline {
+            return Poll::Ready(false);
+        }
+        thread::yield_now();
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+/// Pending once, then ready: lets other tasks run, on any executor.
+async fn yield_once() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            return Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    })
+    .await;
+}
+
+/// Module docs of `future`: "It is runtime-agnostic: waiting is done with plain
+/// `std::task::Waker`s". The same coalescing and computes as the tokio tests above, on the
+/// `futures` crate's thread pool.
+#[test]
+fn future_cache_runs_on_the_futures_thread_pool() {
+    within(30, || {
+        const N: usize = 16;
+        let pool = futures_executor::ThreadPool::builder()
+            .pool_size(4)
+            .create()
+            .unwrap();
+        let cache: future::Cache<Watched, u64> = future::Cache::new(100);
+        let key = Watched::new(1);
+        let calls = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = mpsc::channel();
+        for _ in 0..N {
+            let (cache, key, calls, tx) = (cache.clone(), key.clone(), calls.clone(), tx.clone());
+            pool.spawn_ok(async move {
+                let init = async {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    // Hold the load open until every other task waits for it.
+                    until(|| key.waiters() >= N - 1 || calls.load(Ordering::SeqCst) > 1).await;
+                    11
+                };
+                tx.send(cache.get_with(key.clone(), init).await).unwrap();
+            });
+        }
+        let recv = || {
+            rx.recv_timeout(Duration::from_secs(10))
+                .expect("a task hung")
+        };
+        let got: Vec<u64> = (0..N).map(|_| recv()).collect();
+        assert_eq!(got, [11; N]);
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "one load for {N} tasks");
+        assert_eq!(key.waiters(), N - 1);
+
+        // Computes from several tasks take turns on the key's slot and lose no update.
+        let counter = Watched::new(2);
+        for _ in 0..8 {
+            let (cache, counter, tx) = (cache.clone(), counter.clone(), tx.clone());
+            pool.spawn_ok(async move {
+                for _ in 0..200 {
+                    let bump = |v: Option<u64>| async move {
+                        yield_once().await;
+                        Op::Put(v.map_or(1, |n| n + 1))
+                    };
+                    cache.and_compute_with(counter.clone(), bump).await;
+                }
+                tx.send(0).unwrap();
+            });
+        }
+        for _ in 0..8 {
+            recv();
+        }
+        assert_eq!(cache.as_sync().get(&counter), Some(8 * 200));
+        cache.validate().unwrap();
+    });
+}
+
+/// The same under `futures`' `block_on` on several threads, with a leader polled once by
+/// hand and dropped mid-load: the threads waiting for it wake, and one of them loads for all.
+#[test]
+fn future_cache_runs_under_block_on_and_a_dropped_leader_hands_over() {
+    within(30, || {
+        const N: usize = 8;
+        let cache: future::Cache<Watched, u64> = future::Cache::new(100);
+        let key = Watched::new(1);
+        let calls = Arc::new(AtomicUsize::new(0));
+        let mut leader = Box::pin(cache.get_with(key.clone(), std::future::pending::<u64>()));
+        let noop = Waker::noop();
+        let polled = leader.as_mut().poll(&mut Context::from_waker(noop));
+        assert!(polled.is_pending(), "the leader is loading");
+        let threads: Vec<_> = (0..N as u64)
+            .map(|i| {
+                let (cache, key, calls) = (cache.clone(), key.clone(), calls.clone());
+                thread::spawn(move || {
+                    futures_executor::block_on(cache.get_with(key.clone(), async {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        // All N waited for the dropped leader; now the other N - 1 wait
+                        // for this load.
+                        until(|| key.waiters() >= 2 * N - 1 || calls.load(Ordering::SeqCst) > 1)
+                            .await;
+                        100 + i
+                    }))
+                })
+            })
+            .collect();
+        assert!(
+            wait_until(|| key.waiters() >= N),
+            "the threads wait for the leader"
+        );
+        drop(leader);
+        let values: Vec<u64> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        assert!(
+            values[0] >= 100 && values.iter().all(|&v| v == values[0]),
+            "{values:?}"
+        );
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "one load after the dropped one"
+        );
+        assert_eq!(key.waiters(), 2 * N - 1);
+        assert_eq!(cache.as_sync().get(&key), Some(values[0]));
     });
 }
