@@ -364,7 +364,7 @@ mod tests {
     use std::sync::{mpsc, Barrier};
     use std::task::Wake;
     use std::thread;
-    use std::time::Duration;
+    use std::time::{Duration, Instant};
 
     type C = Coalescer<u64, u64>;
     /// The stand-in cache.
@@ -547,7 +547,9 @@ mod tests {
                 get_with(c, store, || {
                     calls.fetch_add(1, SeqCst);
                     // Errors are not cached: fail only once everyone waits for this load.
+                    let deadline = Instant::now() + Duration::from_secs(10);
                     while c.waiters() < 63 {
+                        assert!(Instant::now() < deadline, "the waiters never came");
                         thread::sleep(Duration::from_millis(1));
                     }
                     Err::<u64, _>(String::from("no"))
@@ -623,7 +625,9 @@ mod tests {
             Ok(49)
         });
         let cancel = async {
+            let deadline = Instant::now() + Duration::from_secs(10);
             while s.0.waiters() < 101 {
+                assert!(Instant::now() < deadline, "the waiters never came");
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
             leader.abort(); // drops the leader's future mid-load
