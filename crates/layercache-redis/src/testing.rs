@@ -40,6 +40,9 @@ use std::time::{Duration, Instant};
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a new cluster may take to report `cluster_state:ok` on every node.
 const CLUSTER_OK_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long [`RedisCluster::start`] waits for the previous cluster of the process to be
+/// dropped.
+const LEASE_TIMEOUT: Duration = Duration::from_secs(600);
 /// The interval of polling loops.
 const POLL: Duration = Duration::from_millis(10);
 /// [`RedisServer`] ports are drawn from `PORT_BASE..PORT_BASE + PORT_SPAN`.
@@ -124,6 +127,23 @@ impl RedisServer {
     /// If the server is not running or `kill` fails.
     pub fn thaw(&self) {
         self.signal("-CONT");
+    }
+
+    /// Sends one command to the server, as [`RedisCluster::command`] does.
+    ///
+    /// # Errors
+    /// An error reply, a nil or another kind of reply; or the server cannot be reached.
+    pub fn command(&self, args: &[&str]) -> io::Result<String> {
+        command(self.port, args)
+    }
+
+    /// Closes every normal client connection of the server (`CLIENT KILL TYPE normal`) and
+    /// returns how many were closed; the server keeps running.
+    ///
+    /// # Panics
+    /// If the server does not answer.
+    pub fn drop_clients(&self) -> u64 {
+        drop_clients(self.port)
     }
 
     fn signal(&self, signal: &str) {
@@ -322,15 +342,15 @@ impl RedisCluster {
         }
     }
 
-    /// Sends one command to the node on `port` (a fresh connection, 2 s read and write
-    /// timeouts) and returns its reply if that is a simple string, a bulk string or an
+    /// Sends one command to the node on `port` (a node of this cluster: panics otherwise; a
+    /// fresh connection, 2 s read and write timeouts) and returns its reply if that is a simple string, a bulk string or an
     /// integer (in decimal); an error reply (`MOVED ...`, `ASK ...`), a nil or any other
     /// reply is an `Err` whose message is the reply.
     ///
     /// # Errors
     /// As above, and if the node cannot be reached.
     pub fn command(&self, port: u16, args: &[&str]) -> io::Result<String> {
-        command(port, args)
+        command(self.node(port).port, args)
     }
 
     /// The cluster node id of the node on `port` (`CLUSTER MYID`).
@@ -376,11 +396,7 @@ impl RedisCluster {
     /// # Panics
     /// If the node does not answer.
     pub fn drop_clients(&self, port: u16) -> u64 {
-        let killed = command(port, &["CLIENT", "KILL", "TYPE", "normal"])
-            .unwrap_or_else(|e| panic!("CLIENT KILL on {port} failed: {e}"));
-        killed
-            .parse()
-            .unwrap_or_else(|_| panic!("CLIENT KILL on {port} answered {killed:?}"))
+        drop_clients(self.node(port).port)
     }
 
     fn node(&self, port: u16) -> &ClusterNode {
@@ -500,12 +516,17 @@ struct ClusterLease;
 static CLUSTER_BUSY: (Mutex<bool>, Condvar) = (Mutex::new(false), Condvar::new());
 
 impl ClusterLease {
+    /// Waits (at most [`LEASE_TIMEOUT`]) for the previous holder to let go.
     fn acquire() -> ClusterLease {
         let (busy, freed) = &CLUSTER_BUSY;
-        let mut busy = busy.lock().unwrap_or_else(PoisonError::into_inner);
-        while *busy {
-            busy = freed.wait(busy).unwrap_or_else(PoisonError::into_inner);
-        }
+        let busy = busy.lock().unwrap_or_else(PoisonError::into_inner);
+        let (mut busy, waited) = freed
+            .wait_timeout_while(busy, LEASE_TIMEOUT, |busy| *busy)
+            .unwrap_or_else(PoisonError::into_inner);
+        assert!(
+            !waited.timed_out(),
+            "the previous RedisCluster of this process was not dropped within {LEASE_TIMEOUT:?}"
+        );
         *busy = true;
         ClusterLease
     }
@@ -606,6 +627,15 @@ fn spawn_server(port: u16, dir: &Path, extra: &[String]) -> Result<Child, String
             "(no PING answer in time)\n"
         }
     ))
+}
+
+/// `CLIENT KILL TYPE normal` on `127.0.0.1:port`: the number of connections closed.
+fn drop_clients(port: u16) -> u64 {
+    let killed = command(port, &["CLIENT", "KILL", "TYPE", "normal"])
+        .unwrap_or_else(|e| panic!("CLIENT KILL on {port} failed: {e}"));
+    killed
+        .parse()
+        .unwrap_or_else(|_| panic!("CLIENT KILL on {port} answered {killed:?}"))
 }
 
 /// Kills `child` with SIGKILL and reaps it.

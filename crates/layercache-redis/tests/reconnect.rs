@@ -1,6 +1,6 @@
 //! A RedisTier survives its server being killed (SIGKILL) and restarted on the same port:
 //! calls fail fast while it is down and succeed again soon after it is back, without a new
-//! tier.
+//! tier. It also reopens connections that the server closes.
 
 use std::time::{Duration, Instant};
 
@@ -133,4 +133,20 @@ async fn idle_tier_recovers_after_a_long_outage() {
         "idle tier back {:?} after the restart ({tries} tries)",
         restarted.elapsed()
     );
+}
+
+#[tokio::test]
+async fn connections_closed_by_the_server_are_reopened() {
+    // The server stays up but closes every client connection (`CLIENT KILL`): the call
+    // that meets the closed connection may fail; the tier reconnects by itself.
+    let server = RedisServer::start();
+    let tier = connect(&server).await;
+    tier.set(b"k", b"v", None).await.unwrap();
+    let closed = server.drop_clients();
+    assert!(closed >= 1, "the tier had no connection to close");
+    let tries = until("get after CLIENT KILL", async || {
+        tier.get(b"k").await.ok() == Some(Some(b"v".to_vec()))
+    })
+    .await;
+    eprintln!("get worked again after {tries} tries");
 }
