@@ -1,21 +1,120 @@
-//! `TieredCache` over real Redis: a single node and a 3-master Cluster, each started by the
-//! test on its own ports (never the server on 6379), plus a server killed with SIGKILL in
-//! the middle of a load.
+//! `TieredCache` over real Redis, each server started by the test on its own ports (never
+//! the server on 6379): every scenario of `scenarios/` on a single node (one server per
+//! scenario) and on a 3-master Cluster (one cluster, the scenarios in turn), with the TTL
+//! checked by `PTTL` (the `PX` the tier sent); plus a server killed with SIGKILL in the
+//! middle of a load.
 
-use std::collections::HashMap;
+#[macro_use]
+mod scenarios;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use layercache::{envelope, EntryOptions, Tier, TierFuture, TieredCache};
+use layercache::{EntryOptions, Tier, TierFuture, TieredCache};
 use layercache_redis::testing::{RedisCluster, RedisServer};
 use layercache_redis::RedisTier;
-use redis::AsyncCommands;
+use redis::aio::MultiplexedConnection;
+use redis::cluster_async::ClusterConnection;
+use redis::FromRedisValue;
+use scenarios::Backend;
 
-const TTL: Duration = Duration::from_secs(120);
+/// A connection of the test's own, around the tier.
+enum Conn {
+    Single(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
 
-fn options() -> EntryOptions {
-    EntryOptions::new().ttl(TTL).l1_ttl(Duration::from_secs(30))
+/// A Redis deployment under test.
+struct Redis {
+    tier: Arc<RedisTier>,
+    conn: Conn,
+    /// The servers (a `RedisServer` or `RedisCluster`), killed when this is dropped.
+    _servers: Box<dyn std::any::Any + Send + Sync>,
+}
+
+impl Redis {
+    async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> T {
+        let got = match &self.conn {
+            Conn::Single(c) => cmd.query_async(&mut c.clone()).await,
+            Conn::Cluster(c) => cmd.query_async(&mut c.clone()).await,
+        };
+        got.unwrap_or_else(|e| panic!("the test's own Redis command failed: {e}"))
+    }
+}
+
+impl Backend for Redis {
+    fn tier(&self) -> Arc<dyn Tier> {
+        Arc::clone(&self.tier) as Arc<dyn Tier>
+    }
+    async fn raw<'a>(&'a self, key: &'a [u8]) -> Option<Vec<u8>> {
+        self.query(redis::cmd("GET").arg(key)).await
+    }
+    async fn plant<'a>(&'a self, key: &'a [u8], bytes: &'a [u8]) {
+        let () = self.query(redis::cmd("SET").arg(key).arg(bytes)).await;
+    }
+    /// `PTTL`: for a TTL, more than half of it and at most all of it remains (the check
+    /// follows the write at once; half leaves seconds for a loaded machine); for none, `-1`.
+    async fn assert_ttl<'a>(&'a self, key: &'a [u8], ttl: Option<Duration>) {
+        let ms: i64 = self.query(redis::cmd("PTTL").arg(key)).await;
+        let key = String::from_utf8_lossy(key);
+        match ttl {
+            Some(ttl) => {
+                let full = i64::try_from(ttl.as_millis()).expect("a test TTL fits i64");
+                assert!(
+                    ms > full / 2 && ms <= full,
+                    "PTTL {key}: {ms} ms, not in ({}, {full}]",
+                    full / 2
+                );
+            }
+            None => assert_eq!(ms, -1, "PTTL {key}: no expiry expected"),
+        }
+    }
+}
+
+/// A single node, its own for each scenario.
+async fn single_node() -> Redis {
+    let server = tokio::task::spawn_blocking(RedisServer::start)
+        .await
+        .expect("RedisServer::start panicked");
+    let tier = Arc::new(RedisTier::connect(&server.url()).await.unwrap());
+    let client = redis::Client::open(server.url()).unwrap();
+    let conn = client.get_multiplexed_async_connection().await.unwrap();
+    Redis {
+        tier,
+        conn: Conn::Single(conn),
+        _servers: Box::new(server),
+    }
+}
+
+async fn cluster() -> Redis {
+    let cluster = tokio::task::spawn_blocking(RedisCluster::start)
+        .await
+        .expect("RedisCluster::start panicked");
+    let nodes = cluster.nodes();
+    let refs: Vec<&str> = nodes.iter().map(String::as_str).collect();
+    let tier = Arc::new(RedisTier::connect_cluster(&refs).await.unwrap());
+    let client = redis::cluster::ClusterClient::new(nodes.clone()).unwrap();
+    let conn = client.get_async_connection().await.unwrap();
+    Redis {
+        tier,
+        conn: Conn::Cluster(conn),
+        _servers: Box::new(cluster),
+    }
+}
+
+/// Every scenario, one test each, on a single node.
+mod single {
+    use super::single_node;
+    scenario_tests!(single_node);
+}
+
+/// Every scenario in turn on one 3-master Cluster (keys of each scenario spread over the
+/// slots of all three masters).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_of_three_masters_passes_every_scenario() {
+    let backend = cluster().await;
+    run_every_scenario!(&backend);
 }
 
 /// A tier that counts the calls reaching the wrapped tier.
@@ -60,149 +159,58 @@ impl Tier for Counted {
     }
 }
 
-fn cache(tier: &Arc<RedisTier>, name: &str) -> TieredCache<u64, String> {
-    TieredCache::builder(name)
-        .l2_shared(tier.clone() as Arc<dyn Tier>)
-        .default_entry_options(options())
-        .build()
-}
+/// The longest the SIGKILL test may take in all.
+const KILL_TEST_LIMIT: Duration = Duration::from_secs(180);
+/// The longest one wait for the workers' progress may take.
+const PROGRESS_LIMIT: Duration = Duration::from_secs(60);
+/// The most loads one worker makes (32 workers; the test needs about 25,000 in all).
+const MAX_OPS_PER_WORKER: u64 = 20_000;
+/// How soon after the restart L2 hits must resume.
+const RESUME_LIMIT: Duration = Duration::from_secs(2);
 
-/// The scenarios both deployments must pass; `pttl` reads a key's PTTL from Redis.
-async fn exercise<F, Fut>(tier: Arc<RedisTier>, pttl: F)
-where
-    F: Fn(&'static str) -> Fut,
-    Fut: std::future::Future<Output = i64>,
-{
-    let a = cache(&tier, "products");
-    let b = cache(&tier, "products"); // another instance: its own L1, the same L2
-
-    // set / get / PTTL / promotion
-    a.set(1, "lamp".into()).await.unwrap();
-    let ms = pttl("products:1").await;
-    assert!(ms > 0 && ms <= TTL.as_millis() as i64, "PTTL {ms}");
-    assert_eq!(b.l1_entry_count(), 0);
-    assert_eq!(b.get(&1).await.unwrap().as_deref(), Some("lamp"));
-    assert_eq!(b.l1_entry_count(), 1, "promoted into L1");
-
-    // remove reaches both tiers
-    a.remove(&1).await.unwrap();
-    assert_eq!(pttl("products:1").await, -2, "gone from Redis");
-    let c = cache(&tier, "products");
-    assert_eq!(c.get(&1).await.unwrap(), None);
-
-    // get_or_load: the loader runs once, then L2 serves other instances
-    let loads = AtomicU64::new(0);
-    let v = a
-        .get_or_load(2, || async {
-            loads.fetch_add(1, Ordering::SeqCst);
-            Ok::<_, std::io::Error>("desk".to_string())
-        })
-        .await
-        .unwrap();
-    assert_eq!(v, "desk");
-    let v = c
-        .get_or_load(2, || async {
-            loads.fetch_add(1, Ordering::SeqCst);
-            Ok::<_, std::io::Error>("not from the origin".to_string())
-        })
-        .await
-        .unwrap();
-    assert_eq!(v, "desk", "served from L2");
-    assert_eq!(loads.load(Ordering::SeqCst), 1);
-    let ms = pttl("products:2").await;
-    assert!(ms > 0 && ms <= TTL.as_millis() as i64, "PTTL {ms}");
-
-    // get_many_or_load over keys in many slots: L2 has some, the loader the rest
-    for k in 100..150u64 {
-        a.set(k, format!("p{k}")).await.unwrap();
+/// Waits until `ops` has grown by `n`, at most [`PROGRESS_LIMIT`] (polling every 5 ms, so at
+/// most `PROGRESS_LIMIT / 5 ms` + 1 times).
+async fn wait_ops(ops: &AtomicU64, n: u64, phase: &str) {
+    let target = ops.load(Ordering::SeqCst) + n;
+    let started = Instant::now();
+    let polls = PROGRESS_LIMIT.as_millis() / 5 + 1;
+    for _ in 0..polls {
+        if ops.load(Ordering::SeqCst) >= target {
+            return;
+        }
+        if started.elapsed() > PROGRESS_LIMIT {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let fresh = cache(&tier, "products");
-    let batch_calls = AtomicU64::new(0);
-    let got = fresh
-        .get_many_or_load((100..200).collect(), |missing: Vec<u64>| {
-            batch_calls.fetch_add(1, Ordering::SeqCst);
-            async move {
-                assert!(
-                    missing.iter().all(|&k| k >= 150),
-                    "only L2 misses are loaded"
-                );
-                Ok::<_, std::io::Error>(
-                    missing
-                        .into_iter()
-                        .map(|k| (k, format!("p{k}")))
-                        .collect::<HashMap<_, _>>(),
-                )
-            }
-        })
-        .await
-        .unwrap();
-    assert_eq!(got.len(), 100);
-    assert!((100..200).all(|k| got[&k] == format!("p{k}")));
-    assert_eq!(batch_calls.load(Ordering::SeqCst), 1);
-    let ms = pttl("products:199").await;
-    assert!(ms > 0, "batch-loaded values reach L2 with the TTL: {ms}");
-
-    // bytes planted in Redis are misses, never panics
-    let another = envelope::encode(b"products:8", Some(b"\x03abc"), 0, None, 1024);
-    let valid = envelope::encode(b"products:7", Some(b"\x03abc"), 0, None, 1024);
-    let planted: [&[u8]; 4] = [
-        b"\x00\xffrandom garbage, not an envelope",
-        &another,
-        &valid[..valid.len() - 1],
-        &[],
-    ];
-    for bytes in planted {
-        tier.set(b"products:7", bytes, None).await.unwrap();
-        let probe = cache(&tier, "products");
-        assert_eq!(probe.get(&7).await.unwrap(), None);
-        let v = probe
-            .get_or_load(7, || async { Ok::<_, std::io::Error>("chair".to_string()) })
-            .await
-            .unwrap();
-        assert_eq!(v, "chair");
-        assert_eq!(
-            cache(&tier, "products").get(&7).await.unwrap().as_deref(),
-            Some("chair"),
-            "overwritten"
-        );
-        probe.remove(&7).await.unwrap();
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn single_node() {
-    let server = RedisServer::start();
-    let tier = Arc::new(RedisTier::connect(&server.url()).await.unwrap());
-    let client = redis::Client::open(server.url()).unwrap();
-    let conn = client.get_multiplexed_async_connection().await.unwrap();
-    exercise(tier, |key| {
-        let mut conn = conn.clone();
-        async move { conn.pttl(key).await.unwrap() }
-    })
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cluster_of_three_masters() {
-    let cluster = RedisCluster::start();
-    let nodes = cluster.nodes();
-    let refs: Vec<&str> = nodes.iter().map(String::as_str).collect();
-    let tier = Arc::new(RedisTier::connect_cluster(&refs).await.unwrap());
-    let client = redis::cluster::ClusterClient::new(nodes.clone()).unwrap();
-    let conn = client.get_async_connection().await.unwrap();
-    exercise(tier, |key| {
-        let mut conn = conn.clone();
-        async move { conn.pttl(key).await.unwrap() }
-    })
-    .await;
+    let done = ops.load(Ordering::SeqCst) + n - target;
+    assert!(
+        ops.load(Ordering::SeqCst) >= target,
+        "{phase}: the workers made {done} of {n} loads within {PROGRESS_LIMIT:?} (stalled?)"
+    );
 }
 
 /// 32 tasks call `get_or_load` in a loop; the server is killed with SIGKILL, then restarted on
 /// the same port. No caller sees an error; while the server is dead the breaker keeps calls
-/// to it few; after the restart L2 hits resume within 2 s, on the same cache.
+/// to it few; after the restart L2 hits resume within 2 s, on the same cache. Every loop is
+/// bounded in count and time, and the whole test by [`KILL_TEST_LIMIT`].
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_redis_never_fails_a_load() {
-    let server = RedisServer::start();
+    let server = tokio::task::spawn_blocking(RedisServer::start)
+        .await
+        .expect("RedisServer::start panicked");
+    let stop = Arc::new(AtomicBool::new(false));
+    let test = killed_redis_scenario(&server, &stop);
+    let outcome = tokio::time::timeout(KILL_TEST_LIMIT, test).await;
+    // Whatever happened, the workers stop (they also stop by their own count).
+    stop.store(true, Ordering::SeqCst);
+    assert!(
+        outcome.is_ok(),
+        "a_killed_redis_never_fails_a_load did not finish within {KILL_TEST_LIMIT:?}: a hang"
+    );
+}
+
+async fn killed_redis_scenario(server: &RedisServer, stop: &Arc<AtomicBool>) {
     let redis = Arc::new(RedisTier::connect(&server.url()).await.unwrap());
     let calls = Arc::new(AtomicU64::new(0));
     let counted = Counted {
@@ -213,18 +221,19 @@ async fn a_killed_redis_never_fails_a_load() {
         .l2(counted)
         .default_entry_options(
             EntryOptions::new()
-                .ttl(TTL)
+                .ttl(Duration::from_secs(120))
                 .l1_ttl(Duration::from_millis(1)),
         )
         .build();
-    let stop = Arc::new(AtomicBool::new(false));
     let (ops, errors) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let workers: Vec<_> = (0..32u64)
         .map(|t| {
             let (c, stop, ops, errors) = (c.clone(), stop.clone(), ops.clone(), errors.clone());
             tokio::spawn(async move {
-                let mut i = 0u64;
-                while !stop.load(Ordering::SeqCst) {
+                for i in 0..MAX_OPS_PER_WORKER {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
                     let k = (t * 1_000 + i) % 500;
                     match c
                         .get_or_load(
@@ -239,25 +248,15 @@ async fn a_killed_redis_never_fails_a_load() {
                         }
                     }
                     ops.fetch_add(1, Ordering::SeqCst);
-                    i += 1;
                     tokio::task::yield_now().await;
                 }
             })
         })
         .collect();
-    let wait_ops = |n: u64| {
-        let ops = ops.clone();
-        async move {
-            let target = ops.load(Ordering::SeqCst) + n;
-            while ops.load(Ordering::SeqCst) < target {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        }
-    };
-    wait_ops(2_000).await;
+    wait_ops(&ops, 2_000, "before the kill").await;
     server.kill9();
     let (calls_at_kill, ops_at_kill) = (calls.load(Ordering::SeqCst), ops.load(Ordering::SeqCst));
-    wait_ops(20_000).await;
+    wait_ops(&ops, 20_000, "while Redis is dead").await;
     let dead_calls = calls.load(Ordering::SeqCst) - calls_at_kill;
     let dead_ops = ops.load(Ordering::SeqCst) - ops_at_kill;
     assert!(
@@ -271,19 +270,29 @@ async fn a_killed_redis_never_fails_a_load() {
     server.restart();
     let restarted = Instant::now();
     // The same cache (same RedisTier) writes and reads L2 again.
-    let probe = cache(&redis, "k");
-    loop {
+    let probe: TieredCache<u64, String> = TieredCache::builder("k")
+        .l2_shared(Arc::clone(&redis) as Arc<dyn Tier>)
+        .default_entry_options(
+            EntryOptions::new()
+                .ttl(Duration::from_secs(120))
+                .l1_ttl(Duration::from_secs(30)),
+        )
+        .build();
+    let mut resumed = false;
+    // Bounded by RESUME_LIMIT, and by count (a try every 20 ms at most).
+    for _ in 0..=RESUME_LIMIT.as_millis() / 20 {
         let _ = c.set(9_999, "back".into()).await;
         if probe.get(&9_999).await.unwrap().as_deref() == Some("back") {
+            resumed = true;
             break;
         }
-        assert!(
-            restarted.elapsed() < Duration::from_secs(2),
-            "L2 hits did not resume within 2 s"
-        );
+        if restarted.elapsed() >= RESUME_LIMIT {
+            break;
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let resumed_after = restarted.elapsed();
+    assert!(resumed, "L2 hits did not resume within {RESUME_LIMIT:?}");
     stop.store(true, Ordering::SeqCst);
     for w in workers {
         w.await.unwrap();
