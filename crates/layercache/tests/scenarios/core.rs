@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use layercache::{envelope, BreakerConfig, EntryOptions, Error, TieredCache};
 
-use super::{after_first_poll, Backend, Counter, Env, TTL};
+use super::{after_first_poll, Backend, Counter, Env, L1_TTL, MS, TTL};
 
 /// `set` writes both tiers under `name:key` with the TTL; another instance finds the value
 /// in L2 and promotes it; `remove` clears both tiers.
@@ -62,6 +62,25 @@ pub(crate) async fn get_or_load_runs_once_then_l2_serves_others<B: Backend>(back
     assert_eq!(v, "desk", "served from L2");
     assert_eq!(loads.load(SeqCst), 1);
     backend.assert_ttl(b"gl:2", Some(TTL)).await;
+    // After the L1 TTL, L1 copies are gone and L2 (TTL not reached) serves them again.
+    env.advance(L1_TTL - MS);
+    let calls = env.calls();
+    assert_eq!(a.get(&2).await.unwrap().as_deref(), Some("desk"));
+    assert_eq!(env.calls(), calls, "an L1 hit until the L1 TTL");
+    env.advance(MS);
+    assert_eq!(a.get(&2).await.unwrap().as_deref(), Some("desk"));
+    assert_eq!(env.calls(), calls + 1, "read from L2 at the L1 TTL");
+    // At the TTL the value is gone from both tiers: the loader runs again.
+    env.advance(TTL - L1_TTL);
+    let v = c
+        .get_or_load(2, || async {
+            loads.fetch_add(1, SeqCst);
+            Ok::<_, io::Error>("desk again".to_string())
+        })
+        .await
+        .unwrap();
+    assert_eq!(v, "desk again", "expired at the TTL");
+    assert_eq!(loads.load(SeqCst), 2);
 }
 
 /// `get_many_or_load` over 100 keys of which L2 has 50: one L2 `get_many`, one loader
@@ -187,6 +206,18 @@ pub(crate) async fn absences_are_cached_for_the_negative_ttl<B: Backend>(backend
         calls.load(SeqCst),
         1,
         "another instance reads the absence from L2"
+    );
+    // The absence lives for the negative TTL, in L1 and in L2, and not a millisecond more.
+    env.advance(NEGATIVE_TTL - MS);
+    assert_eq!(c.get_or_load_optional(5, absent).await.unwrap(), None);
+    assert_eq!(build().get_or_load_optional(5, absent).await.unwrap(), None);
+    assert_eq!(calls.load(SeqCst), 1, "cached until the negative TTL");
+    env.advance(MS);
+    assert_eq!(c.get_or_load_optional(5, absent).await.unwrap(), None);
+    assert_eq!(
+        calls.load(SeqCst),
+        2,
+        "expired in L1 and L2 at the negative TTL"
     );
     // get_or_load needs a value: it loads one over the cached absence.
     let v = c

@@ -23,8 +23,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use layercache::TieredCacheBuilder;
 use layercache::{BreakerConfig, EntryOptions, Tier, TierError, TierFuture, TieredCache};
+use layercache::{ManualTieredClock, TieredCacheBuilder};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::watch;
@@ -35,6 +35,8 @@ pub(crate) const TTL: Duration = Duration::from_secs(60);
 pub(crate) const L1_TTL: Duration = Duration::from_secs(30);
 /// A TTL other than [`TTL`], for options given per call.
 pub(crate) const OTHER_TTL: Duration = Duration::from_secs(20);
+/// One millisecond: envelopes' resolution, and the step across an expiry.
+pub(crate) const MS: Duration = Duration::from_millis(1);
 /// How long one scenario may take before it counts as hung (generous: a loaded 2-core
 /// machine, 1000-task scenarios, real servers).
 pub(crate) const LIMIT: Duration = Duration::from_secs(120);
@@ -180,10 +182,13 @@ impl Tier for Probe {
     }
 }
 
-/// One scenario's caches: they reach the backend's tier through one probe.
+/// One scenario's caches: they reach the backend's tier through one probe, and read one
+/// manual clock (L1 deadlines and envelope expiry), which only the scenario moves.
 pub(crate) struct Env<'b, B> {
     /// The tier as the caches see it.
     pub(crate) probe: Arc<Probe>,
+    /// The caches' clock.
+    pub(crate) clock: ManualTieredClock,
     _backend: std::marker::PhantomData<&'b B>,
 }
 
@@ -206,6 +211,7 @@ impl<'b, B: Backend> Env<'b, B> {
     pub(crate) fn new(backend: &'b B) -> Self {
         Env {
             _backend: std::marker::PhantomData,
+            clock: ManualTieredClock::new(),
             probe: Arc::new(Probe {
                 inner: backend.tier(),
                 calls: AtomicUsize::new(0),
@@ -215,8 +221,8 @@ impl<'b, B: Backend> Env<'b, B> {
         }
     }
 
-    /// A builder of a cache called `name` over the probe, with [`defaults`] and
-    /// [`patient_breaker`].
+    /// A builder of a cache called `name` over the probe, on the scenario's clock, with
+    /// [`defaults`] and [`patient_breaker`].
     pub(crate) fn builder<V>(&self, name: &str) -> TieredCacheBuilder<u64, V>
     where
         V: Serialize + DeserializeOwned + 'static,
@@ -224,12 +230,19 @@ impl<'b, B: Backend> Env<'b, B> {
         TieredCache::builder(name)
             .l2_shared(Arc::clone(&self.probe) as Arc<dyn Tier>)
             .breaker(patient_breaker())
+            .clock(self.clock.clone())
             .default_entry_options(defaults())
     }
 
     /// A cache called `name` (another call gives another instance: its own L1, the same L2).
     pub(crate) fn cache(&self, name: &str) -> TieredCache<u64, String> {
         self.builder(name).build()
+    }
+
+    /// Moves the caches' clock forward by `by` (the backend's own clock does not move: an
+    /// entry whose envelope expired is a miss whatever the tier still holds).
+    pub(crate) fn advance(&self, by: Duration) {
+        self.clock.advance(by);
     }
 
     /// The calls the caches made to L2 so far.

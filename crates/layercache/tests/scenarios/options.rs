@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use layercache::{EntryOptions, TieredCache};
 
-use super::{defaults, Backend, Env, OTHER_TTL, TTL};
+use super::{defaults, Backend, Env, MS, OTHER_TTL, TTL};
 
 /// `set_with`: its TTL (or none) reaches L2; `skip_l2_write` keeps the value in this
 /// process; `skip_l1_write` keeps it out of L1, so reads go to L2.
@@ -19,9 +19,26 @@ pub(crate) async fn set_with_follows_its_options<B: Backend>(backend: &B) {
         .await
         .unwrap();
     backend.assert_ttl(b"sw:1", Some(OTHER_TTL)).await;
+    let other = env.cache("sw");
+    assert_eq!(other.get(&1).await.unwrap().as_deref(), Some("short"));
+    // It lives for its own TTL, in this instance's L1 and in L2.
+    env.advance(OTHER_TTL - MS);
+    assert_eq!(a.get(&1).await.unwrap().as_deref(), Some("short"));
     assert_eq!(
         env.cache("sw").get(&1).await.unwrap().as_deref(),
         Some("short")
+    );
+    env.advance(MS);
+    assert_eq!(a.get(&1).await.unwrap(), None, "expired in L1 at its TTL");
+    assert_eq!(
+        other.get(&1).await.unwrap(),
+        None,
+        "expired in a promoted copy"
+    );
+    assert_eq!(
+        env.cache("sw").get(&1).await.unwrap(),
+        None,
+        "expired in L2"
     );
     a.set_with(2, "forever".into(), &EntryOptions::new())
         .await
@@ -71,6 +88,15 @@ pub(crate) async fn get_or_load_with_follows_its_options<B: Backend>(backend: &B
         "one"
     );
     backend.assert_ttl(b"glw:1", Some(OTHER_TTL)).await;
+    env.advance(OTHER_TTL - MS);
+    assert_eq!(a.get_or_load(1, load("early")).await.unwrap(), "one");
+    env.advance(MS);
+    assert_eq!(
+        a.get_or_load(1, load("one, reloaded")).await.unwrap(),
+        "one, reloaded",
+        "expired at its own TTL"
+    );
+    assert_eq!(loads.load(SeqCst), 2);
 
     env.cache("glw").set(2, "in L2".into()).await.unwrap();
     let opts = defaults().skip_l2_read();
@@ -80,7 +106,7 @@ pub(crate) async fn get_or_load_with_follows_its_options<B: Backend>(backend: &B
     );
     assert_eq!(
         loads.load(SeqCst),
-        2,
+        3,
         "skip_l2_read: loaded although L2 had it"
     );
     assert_eq!(
@@ -111,7 +137,7 @@ pub(crate) async fn get_or_load_with_follows_its_options<B: Backend>(backend: &B
     let calls = env.calls();
     assert_eq!(a.get_or_load(4, load("again")).await.unwrap(), "shared");
     assert_eq!(env.calls(), calls + 1, "served by L2");
-    assert_eq!(loads.load(SeqCst), 4);
+    assert_eq!(loads.load(SeqCst), 5);
 }
 
 /// `get_or_load_with(.., skip_l1_read)` does not look in L1: with an old value in L1 and a
