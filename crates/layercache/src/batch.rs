@@ -5,7 +5,6 @@ use std::future::Future;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 use futures_util::future::{join_all, BoxFuture, FutureExt, Shared};
 use parking_lot::Mutex;
@@ -75,6 +74,7 @@ where
         if missing.is_empty() {
             return Ok(out);
         }
+        self.inner.meters.miss.increment(missing.len() as u64);
         // The keys this call leads go to the loader in batches. Each key's coalesced load
         // registers its key in the open batch and awaits it. The first batch waits until every
         // load of this call has been polled once (each has then either registered, found its
@@ -109,7 +109,8 @@ where
                     guard.batch = None;
                     std::mem::take(&mut guard.keys)
                 };
-                let started = Instant::now();
+                // tokio's clock: real time, or a paused test's.
+                let started = tokio::time::Instant::now();
                 let loaded = loader(keys).await;
                 self.inner
                     .meters

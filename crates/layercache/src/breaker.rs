@@ -119,6 +119,7 @@ impl Guarded {
     {
         let name = self.tier.name();
         if !self.admit() {
+            self.count_error(op, "circuit_open");
             return Err(TierError::CircuitOpen { tier: name });
         }
         let result = match tokio::time::timeout(self.config.call_timeout, call(&*self.tier)).await {
@@ -135,11 +136,16 @@ impl Guarded {
                 TierError::CircuitOpen { .. } => "circuit_open",
                 _ => "backend",
             };
-            metrics::counter!("layercache_l2_errors_total", "cache" => self.cache.to_string(), "tier" => name, "op" => op, "kind" => kind)
-                .increment(1);
+            self.count_error(op, kind);
             tracing::debug!(cache = %self.cache, tier = name, op, error = %e, "L2 call failed");
         }
         result
+    }
+
+    /// Counts one failed (or refused) call in `layercache_l2_errors_total`.
+    fn count_error(&self, op: &'static str, kind: &'static str) {
+        metrics::counter!("layercache_l2_errors_total", "cache" => self.cache.to_string(), "tier" => self.tier.name(), "op" => op, "kind" => kind)
+            .increment(1);
     }
 
     /// Whether the breaker is open now (for tests and metrics).

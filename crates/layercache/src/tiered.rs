@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::hash::Hash;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use layercache_memory::{future::Cache as L1, EvictionPolicy, Expiry};
 use layercache_tier::Tier;
@@ -68,11 +68,27 @@ pub(crate) enum Unfilled {
 /// L2 is sick, reads fall through to the loader and writes to L2 are skipped, so
 /// `get_or_load` fails only when its loader fails.
 ///
-/// Metrics (the [`metrics`] facade; labels `cache` and `tier`, never the key):
-/// `layercache_hits_total{tier="l1"|"l2"}`, `layercache_misses_total`,
-/// `layercache_loads_total{outcome}`, `layercache_load_seconds`,
-/// `layercache_l2_errors_total{op,kind}`, `layercache_decode_failures_total{reason}`,
-/// `layercache_l2_writes_skipped_total{reason}`, `layercache_l2_breaker_open`.
+/// Metrics (the [`metrics`] facade; every one has the label `cache`, the cache's name, and
+/// none has the key; handles are made when the cache is built, so install the recorder
+/// first):
+/// - `layercache_hits_total{tier="l1"|"l2"}`: reads answered by L1 (also a caller that
+///   shared another caller's load) or by L2 (then promoted);
+/// - `layercache_misses_total{tier="all"}`: keys found in neither tier (for
+///   `get_many_or_load`, each key left for its loader);
+/// - `layercache_loads_total{outcome="ok"|"absent"|"error"}`: loader runs (a batch loader's
+///   call is one);
+/// - `layercache_load_seconds` (histogram): how long each loader run took, on tokio's clock;
+/// - `layercache_l2_errors_total{tier,op,kind}`: failed L2 calls, `tier` the [`Tier`]'s name,
+///   `op` one of `get`, `set`, `delete`, `get_many`, `set_many`, and `kind` `backend`,
+///   `timeout` or `circuit_open` (refused without calling the tier);
+/// - `layercache_decode_failures_total{reason}`: L2 entries that did not decode, by
+///   [`DecodeError::reason`](crate::envelope::DecodeError::reason), or `codec` when the
+///   envelope was sound but the codec rejected its payload;
+/// - `layercache_l2_writes_skipped_total{reason="oversized"|"l2_error"}`: values not stored in
+///   L2, over [`max_payload`](TieredCacheBuilder::max_payload) or because the write failed;
+/// - `layercache_l2_breaker_open{tier}` (gauge): 1 while the breaker is open or half-open,
+///   else 0.
+///
 /// Loads and L2 calls run in `tracing` spans (`layercache.load`, `layercache.l2`).
 ///
 /// ```
@@ -561,7 +577,8 @@ where
             return Ok(self.l1_slot(slot.value, slot.ttl, opts));
         }
         self.inner.meters.miss.increment(1);
-        let started = Instant::now();
+        // tokio's clock: real time, or a paused test's.
+        let started = tokio::time::Instant::now();
         let loaded = loader().await;
         self.inner
             .meters
