@@ -132,13 +132,16 @@ impl Watched {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let why = if Instant::now() >= deadline {
-            "its deadline passed".to_string()
+            format!(
+                "not done by its deadline ({:?})",
+                deadline.saturating_duration_since(self.started)
+            )
         } else {
-            format!("{SILENCE:?} without a line")
+            format!("hung: no line for {SILENCE:?}")
         };
         panic!(
-            "{what}: the child (pid {}) hung: {why}, {:?} after it started, and was killed; \
-             the last line it printed: {:?}",
+            "{what}: the child (pid {}) {why}; killed {:?} after it started; the last line \
+             it printed: {:?}",
             self.child.id(),
             self.started.elapsed(),
             self.last.as_deref().unwrap_or("none")
