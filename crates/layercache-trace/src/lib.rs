@@ -103,6 +103,9 @@
 //!   J. Yang et al., <https://github.com/1a1a11a/libCacheSim>.
 //! * Twitter cache traces: J. Yang, Y. Yue and K. V. Rashmi, "A large scale
 //!   analysis of hundreds of in-memory cache clusters at Twitter", OSDI '20.
+//!
+//! Where the workspace's tests find these traces, where each one can be downloaded, and
+//! what a test does when they are absent: [`shared_traces`].
 
 use std::path::Path;
 
@@ -110,6 +113,7 @@ mod error;
 mod format;
 pub mod opt;
 mod reader;
+pub mod shared_traces;
 pub mod synth;
 
 pub use error::{RecordUnit, TraceError};
