@@ -99,10 +99,7 @@ fn mean_of_runs(requests: &[Request], capacity: u64, maintenance: Maintenance) -
 }
 
 fn main() {
-    let mut dir = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/traces"
-    ));
+    let mut dir = shared_traces::default_dir();
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.as_slice() {
         [] => {}

@@ -242,6 +242,7 @@ fn layercache(requests: &[Request], capacity: u64, policy: EvictionPolicy) -> u6
         capacity,
         weighted: false,
         shards: 1,
+        seed: replay::HASH_SEED,
     };
     replay::replay(requests, setup, |_| {})
 }
@@ -326,10 +327,7 @@ fn stats(hits: &[u64], requests: usize) -> (f64, f64, f64) {
 }
 
 fn main() {
-    let mut dir = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/traces"
-    ));
+    let mut dir = shared_traces::default_dir();
     let mut threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut runs = 1usize;
     let usage = "usage: peers [--traces DIR] [--threads N] [--runs N]";

@@ -4,7 +4,7 @@
 use layercache_memory::{Cache, EvictionPolicy};
 use layercache_trace::Request;
 
-/// Hash seed of the simulated caches (fixed, so that runs are reproducible).
+/// Hash seed of the simulated caches by default (fixed, so that runs are reproducible).
 pub(crate) const HASH_SEED: u64 = 0x6c61_7965_7263_6163;
 
 /// Requests between two calls of the progress callback.
@@ -19,6 +19,8 @@ pub(crate) struct Setup {
     /// Each entry weighs its object size.
     pub(crate) weighted: bool,
     pub(crate) shards: usize,
+    /// Seed of the cache's hasher (normally [`HASH_SEED`]).
+    pub(crate) seed: u64,
 }
 
 /// Replays `requests` through a fresh cache built as `setup` says and returns the hits;
@@ -34,7 +36,7 @@ pub(crate) fn replay(requests: &[Request], setup: Setup, mut progress: impl FnMu
         builder
     };
     let cache = builder
-        .hasher(foldhash::fast::FixedState::with_seed(HASH_SEED))
+        .hasher(foldhash::fast::FixedState::with_seed(setup.seed))
         .build();
     let mut hits = 0u64;
     for chunk in requests.chunks(PROGRESS_CHUNK) {

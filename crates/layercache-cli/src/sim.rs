@@ -18,7 +18,7 @@ use layercache_memory::EvictionPolicy;
 use layercache_trace::{synth, Belady, Format, Request, TraceReader};
 
 use crate::capacity::parse_capacities;
-use crate::replay::{replay, Setup};
+use crate::replay::{replay, Setup, HASH_SEED};
 use crate::report::{self, SimResult};
 
 /// Arguments of `layercache sim`.
@@ -66,6 +66,12 @@ pub(crate) struct SimArgs {
     /// Write an SVG plot of hit ratio against capacity, one line per policy.
     #[arg(long, value_name = "OUT.svg")]
     plot: Option<PathBuf>,
+
+    /// Seed of the simulated caches' hasher. The figures depend on it only through the
+    /// policies that use key hashes: W-TinyLFU's sketch, and S3-FIFO's ghost, which keeps
+    /// 32-bit hashes (two keys with the same one share a ghost record).
+    #[arg(long, default_value_t = HASH_SEED)]
+    seed: u64,
 
     /// Worker threads (default: the available parallelism).
     #[arg(long)]
@@ -226,6 +232,7 @@ pub(crate) fn run(args: SimArgs) -> Result<()> {
                             capacity,
                             weighted: args.weighted,
                             shards: args.shards,
+                            seed: args.seed,
                         };
                         replay(&workload.requests, setup, |n| progress.inc(n))
                     }

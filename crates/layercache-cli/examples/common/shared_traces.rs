@@ -1,8 +1,15 @@
-//! Reading the shared traces (`../shared/traces`) in the examples that replay them.
+//! Reading the shared traces in the examples that replay them.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use layercache_trace::{Format, Request};
+
+/// The traces directory when `--traces` is not given: `LAYERCACHE_TRACES`, else
+/// `../shared/traces` from the repository root, as the tests find it
+/// ([`layercache_trace::shared_traces::dir`]).
+pub(crate) fn default_dir() -> PathBuf {
+    layercache_trace::shared_traces::dir()
+}
 
 /// Reads `file` (a path relative to the traces directory `dir`), choosing the format from
 /// the extension and, where that is ambiguous, from the folder the README puts the trace in
