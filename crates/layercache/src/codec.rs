@@ -97,13 +97,17 @@ mod tests {
         price_cents: u32,
     }
 
-    #[test]
-    fn round_trips_and_rejects_garbage() {
-        let p = Product {
+    fn lamp() -> Product {
+        Product {
             id: 7,
             name: "lamp".into(),
             price_cents: 1999,
-        };
+        }
+    }
+
+    #[test]
+    fn round_trips_and_rejects_garbage() {
+        let p = lamp();
         let bytes = Codec::<Product>::encode(&Postcard, &p).unwrap();
         assert!(
             bytes.len() < 12,
@@ -113,5 +117,40 @@ mod tests {
         assert_eq!(Codec::<Product>::decode(&Postcard, &bytes).unwrap(), p);
         assert!(Codec::<Product>::decode(&Postcard, &[0xff; 3]).is_err());
         assert!(Codec::<Product>::decode(&Postcard, &[]).is_err());
+    }
+
+    /// The bytes other languages read: a MessagePack map keyed by field name (bytes from the
+    /// MessagePack spec: fixmap, fixstr, positive fixint, uint 16).
+    #[cfg(feature = "msgpack")]
+    #[test]
+    fn msgpack_writes_a_map_with_field_names() {
+        let bytes = Codec::<Product>::encode(&MsgPack, &lamp()).unwrap();
+        let mut expected = vec![0x83, 0xa2, b'i', b'd', 0x07, 0xa4];
+        expected.extend_from_slice(b"name");
+        expected.push(0xa4);
+        expected.extend_from_slice(b"lamp");
+        expected.push(0xab);
+        expected.extend_from_slice(b"price_cents");
+        expected.extend_from_slice(&[0xcd, 0x07, 0xcf]);
+        assert_eq!(bytes, expected);
+        assert_eq!(Codec::<Product>::decode(&MsgPack, &bytes).unwrap(), lamp());
+        assert_eq!(Codec::<Product>::name(&MsgPack), "msgpack");
+        let err = Codec::<Product>::decode(&MsgPack, &bytes[..bytes.len() - 1]).unwrap_err();
+        assert_eq!(err.codec, "msgpack");
+        assert!(Codec::<Product>::decode(&MsgPack, b"\xc1").is_err());
+    }
+
+    #[cfg(feature = "json")]
+    #[test]
+    fn json_writes_compact_json() {
+        let bytes = Codec::<Product>::encode(&JsonCodec, &lamp()).unwrap();
+        assert_eq!(bytes, br#"{"id":7,"name":"lamp","price_cents":1999}"#);
+        assert_eq!(
+            Codec::<Product>::decode(&JsonCodec, &bytes).unwrap(),
+            lamp()
+        );
+        assert_eq!(Codec::<Product>::name(&JsonCodec), "json");
+        let err = Codec::<Product>::decode(&JsonCodec, br#"{"id":7}"#).unwrap_err();
+        assert_eq!(err.codec, "json");
     }
 }

@@ -98,4 +98,25 @@ mod tests {
         assert_eq!(l2_key("p", &String::from("x")), b"p:x");
         assert_eq!(l2_key("p", &vec![0u8, 255]), b"p:\x00\xff");
     }
+
+    #[cfg(feature = "json")]
+    #[test]
+    fn json_keys_are_compact_json() {
+        assert_eq!(l2_key("p", &Json((1, "a"))), br#"p:[1,"a"]"#);
+        #[derive(serde::Serialize)]
+        struct Sku {
+            shop: u32,
+            code: &'static str,
+        }
+        assert_eq!(
+            l2_key(
+                "p",
+                &Json(Sku {
+                    shop: 3,
+                    code: "x-1"
+                })
+            ),
+            br#"p:{"shop":3,"code":"x-1"}"#
+        );
+    }
 }

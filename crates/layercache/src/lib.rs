@@ -71,8 +71,9 @@ pub use layercache_tier::{Tier, TierError, TierFuture};
 pub use options::EntryOptions;
 pub use tiered::{SharedError, TieredCache, TieredCacheBuilder};
 
-/// The README's Rust examples, compiled (and run unless marked `no_run`) as doctests.
-#[cfg(doctest)]
+/// The README's Rust examples, compiled (and run unless marked `no_run`) as doctests; they
+/// use both tiers, so only with the `disk` and `redis` features (the default).
+#[cfg(all(doctest, feature = "disk", feature = "redis"))]
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
 
