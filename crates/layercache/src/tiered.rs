@@ -622,6 +622,12 @@ where
         Fut: Future<Output = Result<Option<V>, E>>,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        if !opts.reads_l1() {
+            // `skip_l1_read`: what L1 holds is not returned. Dropping it makes the coalesced
+            // load below look in L2, then ask the loader, and (if the options write L1) put
+            // the result back; callers already waiting on a load of the key share it.
+            self.inner.l1.invalidate(&key).await;
+        }
         let span = tracing::debug_span!("layercache.load", cache = %self.inner.name);
         let fill_key = key.clone();
         let filled = std::sync::atomic::AtomicBool::new(false);
