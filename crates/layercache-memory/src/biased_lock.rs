@@ -411,7 +411,17 @@ impl<T> DerefMut for WriteGuard<'_, T> {
 #[cfg(all(test, not(shuttle)))]
 mod tests {
     use super::*;
+    use crate::test_support::{within, Deadline};
     use std::sync::Arc;
+
+    /// The bound of a test body whose threads could block (see [`within`]), in seconds.
+    const BODY_SECS: u64 = 60;
+    /// How long a thread waits for another one to finish, in seconds: less than
+    /// [`BODY_SECS`], so that a thread that waits too long fails first, saying for what.
+    /// Miri's clock is virtual (a fixed time per basic block it interprets, whatever the
+    /// load): there the 100 writes of `readers_on_several_threads_never_see_a_write_half_done`
+    /// took 67 virtual seconds, and [`within`] sets no limit.
+    const WAIT_SECS: u64 = if cfg!(miri) { 600 } else { 45 };
 
     impl Tallied for u64 {
         fn add_tally(&mut self, n: usize) {
@@ -478,38 +488,40 @@ mod tests {
 
     #[test]
     fn a_writer_that_waited_for_a_reader_keeps_the_bias_off_for_a_while() {
-        let lock = Arc::new(BiasedRwLock::new(0u64));
-        let r = lock.read();
-        assert!(matches!(r.hold, Hold::Slot(_)));
-        let writer = {
-            let lock = Arc::clone(&lock);
-            std::thread::spawn(move || *lock.write() += 1)
-        };
-        // The writer cleared the bias and now waits for this reader's slot.
-        assert!(
-            writer_waits(&lock),
-            "the writer never waited for the reader"
-        );
-        drop(r);
-        writer.join().expect("writer");
-        let until = lock.inhibit_until.load(Ordering::Relaxed);
-        assert!(until > 0, "a writer that waited sets an inhibition");
-        // While inhibited, reads on the lock do not set the bias again...
-        lock.inhibit_until.store(u64::MAX, Ordering::Relaxed);
-        for _ in 0..2 * REBIAS {
-            assert!(matches!(lock.read().hold, Hold::Lock(_)));
-        }
-        assert!(!lock.bias.load(Ordering::Relaxed));
-        // ...and once it is over, they do.
-        lock.inhibit_until.store(1, Ordering::Relaxed);
-        for _ in 0..REBIAS {
-            drop(lock.read());
-        }
-        assert!(lock.bias.load(Ordering::Relaxed));
-        // A writer that did not wait clears the inhibition.
-        *lock.write() += 1;
-        assert_eq!(lock.inhibit_until.load(Ordering::Relaxed), 0);
-        assert_eq!(*lock.read(), 2);
+        within(BODY_SECS, "a writer waiting for a biased reader", || {
+            let lock = Arc::new(BiasedRwLock::new(0u64));
+            let r = lock.read();
+            assert!(matches!(r.hold, Hold::Slot(_)));
+            let writer = {
+                let lock = Arc::clone(&lock);
+                std::thread::spawn(move || *lock.write() += 1)
+            };
+            // The writer cleared the bias and now waits for this reader's slot.
+            assert!(
+                writer_waits(&lock),
+                "the writer never waited for the reader"
+            );
+            drop(r);
+            writer.join().expect("writer");
+            let until = lock.inhibit_until.load(Ordering::Relaxed);
+            assert!(until > 0, "a writer that waited sets an inhibition");
+            // While inhibited, reads on the lock do not set the bias again...
+            lock.inhibit_until.store(u64::MAX, Ordering::Relaxed);
+            for _ in 0..2 * REBIAS {
+                assert!(matches!(lock.read().hold, Hold::Lock(_)));
+            }
+            assert!(!lock.bias.load(Ordering::Relaxed));
+            // ...and once it is over, they do.
+            lock.inhibit_until.store(1, Ordering::Relaxed);
+            for _ in 0..REBIAS {
+                drop(lock.read());
+            }
+            assert!(lock.bias.load(Ordering::Relaxed));
+            // A writer that did not wait clears the inhibition.
+            *lock.write() += 1;
+            assert_eq!(lock.inhibit_until.load(Ordering::Relaxed), 0);
+            assert_eq!(*lock.read(), 2);
+        });
     }
 
     #[test]
@@ -554,83 +566,89 @@ mod tests {
 
     #[test]
     fn a_writer_waits_for_biased_readers() {
-        let lock = Arc::new(BiasedRwLock::new(vec![0u64; 4]));
-        let r = lock.read();
-        assert!(matches!(r.hold, Hold::Slot(_)));
-        let writer = {
-            let lock = Arc::clone(&lock);
-            std::thread::spawn(move || {
-                let mut w = lock.write();
-                w.iter_mut().for_each(|x| *x += 1);
-            })
-        };
-        // The writer has taken the write lock, cleared the bias and found this reader's slot
-        // held: from here on it must not touch the data until the reader leaves.
-        assert!(
-            writer_waits(&lock),
-            "the writer never waited for the reader"
-        );
-        // Give a writer that would not wait every chance to write (or finish) now.
-        for _ in 0..1_000 {
-            std::thread::yield_now();
-        }
-        assert!(!writer.is_finished(), "the writer finished under a reader");
-        assert_eq!(*r, [0; 4], "the writer wrote under a reader");
-        drop(r);
-        writer.join().expect("writer");
-        assert_eq!(*lock.read(), [1; 4]);
+        within(BODY_SECS, "a writer waiting for a biased reader", || {
+            let lock = Arc::new(BiasedRwLock::new(vec![0u64; 4]));
+            let r = lock.read();
+            assert!(matches!(r.hold, Hold::Slot(_)));
+            let writer = {
+                let lock = Arc::clone(&lock);
+                std::thread::spawn(move || {
+                    let mut w = lock.write();
+                    w.iter_mut().for_each(|x| *x += 1);
+                })
+            };
+            // The writer has taken the write lock, cleared the bias and found this reader's slot
+            // held: from here on it must not touch the data until the reader leaves.
+            assert!(
+                writer_waits(&lock),
+                "the writer never waited for the reader"
+            );
+            // Give a writer that would not wait every chance to write (or finish) now.
+            for _ in 0..1_000 {
+                std::thread::yield_now();
+            }
+            assert!(!writer.is_finished(), "the writer finished under a reader");
+            assert_eq!(*r, [0; 4], "the writer wrote under a reader");
+            drop(r);
+            writer.join().expect("writer");
+            assert_eq!(*lock.read(), [1; 4]);
+        });
     }
 
     #[test]
     fn readers_on_several_threads_never_see_a_write_half_done() {
-        use std::sync::atomic::AtomicBool as StdBool;
-        // A writer sets all 64 words to the next number, one word at a time; a reader that
-        // saw them differ would have read during a write.
-        let lock = Arc::new(BiasedRwLock::new(vec![0u64; 64]));
-        let done = Arc::new(StdBool::new(false));
-        let readers: Vec<_> = (0..2)
-            .map(|_| {
-                let (lock, done) = (Arc::clone(&lock), Arc::clone(&done));
-                std::thread::spawn(move || {
-                    let mut biased = 0u64;
-                    while !done.load(Ordering::Relaxed) {
-                        let r = lock.read();
-                        biased += u64::from(r.tally().is_some());
-                        let first = r[0];
-                        assert!(r.iter().all(|&x| x == first), "torn read: {:?}", *r);
-                    }
-                    biased
+        within(BODY_SECS, "2 readers and a writer", || {
+            use std::sync::atomic::AtomicBool as StdBool;
+            // A writer sets all 64 words to the next number, one word at a time; a reader that
+            // saw them differ would have read during a write.
+            let lock = Arc::new(BiasedRwLock::new(vec![0u64; 64]));
+            let done = Arc::new(StdBool::new(false));
+            let deadline = Deadline::after(WAIT_SECS);
+            let readers: Vec<_> = (0..2)
+                .map(|n| {
+                    let (lock, done) = (Arc::clone(&lock), Arc::clone(&done));
+                    std::thread::spawn(move || {
+                        let mut biased = 0u64;
+                        while !done.load(Ordering::Relaxed) {
+                            deadline.check(format_args!("reader {n}: the writer's writes"));
+                            let r = lock.read();
+                            biased += u64::from(r.tally().is_some());
+                            let first = r[0];
+                            assert!(r.iter().all(|&x| x == first), "torn read: {:?}", *r);
+                        }
+                        biased
+                    })
                 })
-            })
-            .collect();
-        // Fewer under Miri, which interprets every step.
-        let writes = if cfg!(miri) { 100 } else { 2_000u64 };
-        for i in 1..=writes {
-            let mut w = lock.write();
-            for x in w.iter_mut() {
-                *x = std::hint::black_box(i);
-            }
-            drop(w);
-            // A writer that waited for a reader keeps the bias off for a while, which under
-            // load could last the whole test: let the readers re-bias the lock right away.
-            lock.inhibit_until.store(0, Ordering::Relaxed);
-            // And give them time to (32 reads on the lock), so that the next write races
-            // biased readers; a scheduler that runs threads rarely (Miri's) needs yields.
-            for _ in 0..1_000 {
-                if lock.bias.load(Ordering::Relaxed) {
-                    break;
+                .collect();
+            // Fewer under Miri, which interprets every step.
+            let writes = if cfg!(miri) { 100 } else { 2_000u64 };
+            for i in 1..=writes {
+                let mut w = lock.write();
+                for x in w.iter_mut() {
+                    *x = std::hint::black_box(i);
                 }
-                std::thread::yield_now();
+                drop(w);
+                // A writer that waited for a reader keeps the bias off for a while, which under
+                // load could last the whole test: let the readers re-bias the lock right away.
+                lock.inhibit_until.store(0, Ordering::Relaxed);
+                // And give them time to (32 reads on the lock), so that the next write races
+                // biased readers; a scheduler that runs threads rarely (Miri's) needs yields.
+                for _ in 0..1_000 {
+                    if lock.bias.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    std::thread::yield_now();
+                }
             }
-        }
-        done.store(true, Ordering::Relaxed);
-        let biased: u64 = readers.into_iter().map(|r| r.join().expect("reader")).sum();
-        // Natively the readers take the biased path between writes. Miri's scheduler may
-        // run the writer whenever a reader re-biases (seed 1 did with an earlier version of
-        // this test, seed 3 with this one at 300 writes): there the test still checks the
-        // aliasing of whatever interleavings ran, and the tests above take the biased path
-        // deterministically.
-        assert!(biased > 0 || cfg!(miri), "some reads took the biased path");
-        assert_eq!(*lock.read(), vec![writes; 64]);
+            done.store(true, Ordering::Relaxed);
+            let biased: u64 = readers.into_iter().map(|r| r.join().expect("reader")).sum();
+            // Natively the readers take the biased path between writes. Miri's scheduler may
+            // run the writer whenever a reader re-biases (seed 1 did with an earlier version of
+            // this test, seed 3 with this one at 300 writes): there the test still checks the
+            // aliasing of whatever interleavings ran, and the tests above take the biased path
+            // deterministically.
+            assert!(biased > 0 || cfg!(miri), "some reads took the biased path");
+            assert_eq!(*lock.read(), vec![writes; 64]);
+        });
     }
 }

@@ -159,6 +159,8 @@ mod read_buffer;
 mod shard;
 mod stats;
 mod sync;
+#[cfg(test)]
+mod test_support;
 
 pub use builder::CacheBuilder;
 pub use cache::{Cache, InvariantViolation, NotAdmitted};

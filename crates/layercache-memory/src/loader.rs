@@ -356,6 +356,7 @@ impl<V> Drop for WaitFuture<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::{within, Deadline};
     use std::collections::HashMap;
     use std::convert::Infallible;
     use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
@@ -364,7 +365,18 @@ mod tests {
     use std::sync::{mpsc, Barrier};
     use std::task::Wake;
     use std::thread;
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
+
+    /// The bound of each test body (see [`within`]), in seconds.
+    const BODY_SECS: u64 = 60;
+    /// How long a test waits for its threads or tasks to reach a point (register as
+    /// waiters, finish), in seconds: less than [`BODY_SECS`], so that a wait that lasts too
+    /// long fails first, saying what it waited for.
+    const WAIT_SECS: u64 = 30;
+    /// At most this many rounds of a load loop. A caller goes round again only after a load
+    /// it waited for ended without a value (a panic, a cancel, a compute's `Retry`), at most
+    /// once per such load, and no test here ends more of them than its 16 x 10,000 computes.
+    const ROUNDS: usize = 200_000;
 
     type C = Coalescer<u64, u64>;
     /// The stand-in cache.
@@ -414,7 +426,7 @@ mod tests {
     where
         E: Send + Sync + 'static,
     {
-        loop {
+        for _ in 0..ROUNDS {
             if let Some(&v) = store.lock().get(&7) {
                 return Ok(v);
             }
@@ -430,6 +442,7 @@ mod tests {
                 }
             }
         }
+        panic!("get_with: {ROUNDS} rounds and no value: the loads it waited for keep retrying")
     }
 
     /// What `future::Cache::try_get_with` does.
@@ -438,7 +451,7 @@ mod tests {
         E: Send + Sync + 'static,
         F: Future<Output = Result<u64, E>>,
     {
-        loop {
+        for _ in 0..ROUNDS {
             let cached = store.lock().get(&7).copied();
             if let Some(v) = cached {
                 return Ok(v);
@@ -460,20 +473,19 @@ mod tests {
                 }
             }
         }
+        panic!(
+            "get_with_async: {ROUNDS} rounds and no value: the loads it waited for keep retrying"
+        )
     }
 
-    /// Runs `f` on a thread; fails if it takes more than 10 s, re-raises its panic.
-    fn guard(f: impl FnOnce() + Send + 'static) {
-        let (tx, rx) = mpsc::channel();
-        let t = thread::spawn(move || {
-            f();
-            tx.send(())
-        });
-        let r = rx.recv_timeout(Duration::from_secs(10));
-        assert_ne!(r, Err(mpsc::RecvTimeoutError::Timeout), "hang");
-        if let Err(p) = t.join() {
-            resume_unwind(p);
-        }
+    /// A runtime for the async tests, which run under [`within`] (not `#[tokio::test]`), so
+    /// that a worker blocked for good fails the test too.
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(4)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime")
     }
 
     /// Runs `f` on `n` threads started together; returns their results.
@@ -505,13 +517,13 @@ mod tests {
             }
             got
         };
-        let got = tokio::time::timeout(Duration::from_secs(10), all).await;
-        got.expect("hang")
+        let got = tokio::time::timeout(Duration::from_secs(WAIT_SECS), all).await;
+        got.unwrap_or_else(|_| panic!("still waiting for {n} tasks to load after {WAIT_SECS} s"))
     }
 
     #[test]
     fn threads_load_once() {
-        guard(|| {
+        within(BODY_SECS, "64 threads loading one key", || {
             let (c, store, calls) = &*shared();
             let got = race(64, |_| {
                 get_with(c, store, || {
@@ -526,30 +538,34 @@ mod tests {
         });
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn tasks_load_once() {
-        let s = shared();
-        let got = tasks(&s, 1000, |s| async move {
-            s.2.fetch_add(1, SeqCst);
-            tokio::task::yield_now().await;
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            Ok(49)
+    #[test]
+    fn tasks_load_once() {
+        within(BODY_SECS, "1000 tasks loading one key", || {
+            runtime().block_on(async {
+                let s = shared();
+                let got = tasks(&s, 1000, |s| async move {
+                    s.2.fetch_add(1, SeqCst);
+                    tokio::task::yield_now().await;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    Ok(49)
+                });
+                assert!(got.await.into_iter().all(|r| r == Ok(49)));
+                assert_eq!((s.2.load(SeqCst), s.0.in_flight()), (1, 0));
+            })
         });
-        assert!(got.await.into_iter().all(|r| r == Ok(49)));
-        assert_eq!((s.2.load(SeqCst), s.0.in_flight()), (1, 0));
     }
 
     #[test]
     fn error_is_shared_and_not_cached() {
-        guard(|| {
+        within(BODY_SECS, "64 threads sharing one error", || {
             let (c, store, calls) = &*shared();
             let got = race(64, |_| {
                 get_with(c, store, || {
                     calls.fetch_add(1, SeqCst);
                     // Errors are not cached: fail only once everyone waits for this load.
-                    let deadline = Instant::now() + Duration::from_secs(10);
+                    let deadline = Deadline::after(WAIT_SECS);
                     while c.waiters() < 63 {
-                        assert!(Instant::now() < deadline, "the waiters never came");
+                        deadline.check(format_args!("63 waiters (got {})", c.waiters()));
                         thread::sleep(Duration::from_millis(1));
                     }
                     Err::<u64, _>(String::from("no"))
@@ -588,16 +604,26 @@ mod tests {
 
     #[test]
     fn panicking_inits_do_not_hang() {
-        guard(|| assert_eq!(panicking_loads(true), (0, 64), "each thread led once"));
+        within(BODY_SECS, "64 threads whose loads all panic", || {
+            assert_eq!(panicking_loads(true), (0, 64), "each thread led once")
+        });
     }
 
     #[test]
     fn next_leader_takes_over_after_a_panic() {
-        guard(|| assert_eq!(panicking_loads(false), (63, 2)));
+        within(BODY_SECS, "64 threads after a panicking load", || {
+            assert_eq!(panicking_loads(false), (63, 2))
+        });
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn cancelled_leader_is_replaced() {
+    #[test]
+    fn cancelled_leader_is_replaced() {
+        within(BODY_SECS, "waiters of a cancelled leader", || {
+            runtime().block_on(cancelled_leader_is_replaced_body())
+        });
+    }
+
+    async fn cancelled_leader_is_replaced_body() {
         let s = shared();
         let (started_tx, started) = mpsc::channel();
         let s2 = s.clone();
@@ -610,10 +636,10 @@ mod tests {
             })
             .await
         });
-        tokio::task::spawn_blocking(move || started.recv())
+        tokio::task::spawn_blocking(move || started.recv_timeout(Duration::from_secs(WAIT_SECS)))
             .await
             .unwrap()
-            .unwrap();
+            .expect("the leader's load never started");
         // A waiter created while the leader runs sees the leader's cancellation as Retry.
         let Join::Wait(direct) = s.0.join(&7, hash(7), TypeId::of::<Infallible>()) else {
             panic!("the load is in flight")
@@ -625,9 +651,9 @@ mod tests {
             Ok(49)
         });
         let cancel = async {
-            let deadline = Instant::now() + Duration::from_secs(10);
+            let deadline = Deadline::after(WAIT_SECS);
             while s.0.waiters() < 101 {
-                assert!(Instant::now() < deadline, "the waiters never came");
+                deadline.check(format_args!("101 waiters (got {})", s.0.waiters()));
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
             leader.abort(); // drops the leader's future mid-load
@@ -653,7 +679,7 @@ mod tests {
         assert_eq!(c.in_flight(), 0);
 
         // Through the helper: both initializers must run at once to pass the barrier.
-        guard(|| {
+        within(BODY_SECS, "loads of two kinds at once", || {
             let (c, store, _) = &*shared();
             let both = Barrier::new(2);
             let init = || (both.wait(), 0).1;
@@ -671,21 +697,24 @@ mod tests {
 
     #[test]
     fn compute_pattern_loses_no_update() {
-        guard(|| {
+        within(BODY_SECS, "16 threads of computes", || {
             let (c, store, _) = &*shared();
             race(16, |_| {
                 for _ in 0..10_000 {
-                    loop {
+                    let mut led = false;
+                    for _ in 0..ROUNDS {
                         match c.join(&7, hash(7), TypeId::of::<Count>()) {
                             Join::Lead(lead) => {
                                 let n = store.lock().get(&7).copied().unwrap_or(0);
                                 store.lock().insert(7, n + 1);
                                 lead.finish(Outcome::Retry);
+                                led = true;
                                 break;
                             }
                             Join::Wait(w) => drop(w.wait()),
                         }
                     }
+                    assert!(led, "a compute waited {ROUNDS} times and never led");
                 }
             });
             assert_eq!(store.lock().get(&7), Some(&160_000));
@@ -705,6 +734,10 @@ mod tests {
 
     #[test]
     fn late_waiters_see_the_stored_outcome_and_wakers_are_woken() {
+        within(BODY_SECS, "waits for finished loads", late_waiters_body);
+    }
+
+    fn late_waiters_body() {
         let c = C::new(4);
         let join = |key| c.join(&key, key, TypeId::of::<()>());
         let wait = |key| match join(key) {
@@ -745,13 +778,15 @@ mod tests {
 
     #[test]
     fn recursive_load_panics_instead_of_deadlocking() {
-        let (c, store, _) = &*shared();
-        let r = catch_unwind(AssertUnwindSafe(|| {
-            get_with::<Infallible>(c, store, || {
-                Ok(get_with::<Infallible>(c, store, || Ok(1)).unwrap())
-            })
-        }));
-        assert!(r.is_err());
-        assert_eq!(c.in_flight(), 0);
+        within(BODY_SECS, "a load of the key it loads", || {
+            let (c, store, _) = &*shared();
+            let r = catch_unwind(AssertUnwindSafe(|| {
+                get_with::<Infallible>(c, store, || {
+                    Ok(get_with::<Infallible>(c, store, || Ok(1)).unwrap())
+                })
+            }));
+            assert!(r.is_err());
+            assert_eq!(c.in_flight(), 0);
+        });
     }
 }

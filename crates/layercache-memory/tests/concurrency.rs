@@ -1,7 +1,12 @@
 //! Concurrency tests: several threads on overlapping keys over several shards, for every
 //! policy, weighted and not. Checks the engine's invariants while running (per shard, under
 //! its lock) and when quiescent, that a read only ever returns a value written for that key,
-//! and that reads of one key never go back in time.
+//! and that reads of one key never go back in time. Each test body runs under
+//! [`common::within`], and every thread that waits for another one to finish waits until a
+//! [`common::Deadline`] at most, so a hang or a lost wake-up fails the test instead of
+//! stalling the run.
+
+mod common;
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::BuildHasherDefault;
@@ -9,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
 
+use common::{within, Deadline};
 use layercache_memory::{Cache, CacheBuilder, EvictionPolicy, NotAdmitted};
 
 type Fixed = BuildHasherDefault<DefaultHasher>;
@@ -110,6 +116,13 @@ fn check_quiescent(cache: &Cache<u64, u64>, weighted: bool, what: &str) {
 
 const THREADS: u64 = 6;
 
+/// How long a thread waits for others to finish, in seconds: a normal run of any test here
+/// takes a few seconds on a loaded 2-core machine, all of it, so this is only reached on a hang.
+const WAIT_SECS: u64 = 45;
+/// The bound of each test body (see [`within`]): beyond [`WAIT_SECS`], so that a thread
+/// that waits too long fails first, saying what it waited for.
+const BODY_SECS: u64 = 60;
+
 /// `THREADS` workers do random gets, inserts, replaces and removes (and rarely
 /// `invalidate_all`) on overlapping keys while a checker thread validates shard by shard.
 fn hammer(policy: EvictionPolicy, weighted: bool, ops_per_thread: u64) {
@@ -117,6 +130,7 @@ fn hammer(policy: EvictionPolicy, weighted: bool, ops_per_thread: u64) {
     let cap = 300;
     let cache = build(policy, cap, 8, weighted);
     let keys = 1024;
+    let deadline = Deadline::after(WAIT_SECS);
     let done = Arc::new(AtomicBool::new(false));
     let start = Arc::new(Barrier::new(THREADS as usize + 2));
     let checker = {
@@ -126,6 +140,9 @@ fn hammer(policy: EvictionPolicy, weighted: bool, ops_per_thread: u64) {
             let mut rounds = 0u64;
             // At least one round, even if the workers finish before this thread runs.
             while rounds == 0 || !done.load(Ordering::Acquire) {
+                deadline.check(format_args!(
+                    "{what}: the workers to finish (checker round {rounds})"
+                ));
                 if let Err(e) = cache.validate() {
                     panic!("{what}: while running: {e}");
                 }
@@ -224,14 +241,16 @@ fn hammer(policy: EvictionPolicy, weighted: bool, ops_per_thread: u64) {
 #[test]
 fn concurrent_mixed_ops_unweighted() {
     for policy in EvictionPolicy::ALL {
-        hammer(policy, false, 12_000);
+        let what = format!("mixed ops on {policy}, unweighted");
+        within(BODY_SECS, &what, move || hammer(policy, false, 12_000));
     }
 }
 
 #[test]
 fn concurrent_mixed_ops_weighted() {
     for policy in EvictionPolicy::ALL {
-        hammer(policy, true, 12_000);
+        let what = format!("mixed ops on {policy}, weighted");
+        within(BODY_SECS, &what, move || hammer(policy, true, 12_000));
     }
 }
 
@@ -256,71 +275,78 @@ fn reads_of_a_key_never_go_back_in_time() {
     const KEYS: u64 = 256;
     const ROUNDS: u64 = 150;
     for policy in EvictionPolicy::ALL {
-        // Capacity well below the key count: eviction and slab relocation run constantly.
-        let cache: Cache<u64, u64> = build(policy, 96, 4, false);
-        let writers = 3u64;
-        let readers = 3u64;
-        let start = Arc::new(Barrier::new((writers + readers) as usize));
-        let done = Arc::new(AtomicBool::new(false));
-        let mut handles = Vec::new();
-        for w in 0..writers {
-            let (cache, start) = (cache.clone(), start.clone());
-            handles.push(thread::spawn(move || {
-                start.wait();
-                let mut rng = Rng::new(100 + w);
-                for version in 1..=ROUNDS {
-                    for k in (w..KEYS).step_by(writers as usize) {
-                        if rng.below(50) == 0 {
-                            cache.invalidate(&k);
-                        } else {
-                            cache.insert(k, k << 32 | version);
+        let what = format!("versioned reads and writes on {policy}");
+        within(BODY_SECS, &what, move || {
+            // Capacity well below the key count: eviction and slab relocation run constantly.
+            let cache: Cache<u64, u64> = build(policy, 96, 4, false);
+            let writers = 3u64;
+            let readers = 3u64;
+            let start = Arc::new(Barrier::new((writers + readers) as usize));
+            let deadline = Deadline::after(WAIT_SECS);
+            let done = Arc::new(AtomicBool::new(false));
+            let mut handles = Vec::new();
+            for w in 0..writers {
+                let (cache, start) = (cache.clone(), start.clone());
+                handles.push(thread::spawn(move || {
+                    start.wait();
+                    let mut rng = Rng::new(100 + w);
+                    for version in 1..=ROUNDS {
+                        for k in (w..KEYS).step_by(writers as usize) {
+                            if rng.below(50) == 0 {
+                                cache.invalidate(&k);
+                            } else {
+                                cache.insert(k, k << 32 | version);
+                            }
                         }
                     }
-                }
-                0u64
-            }));
-        }
-        for r in 0..readers {
-            let (cache, start, done) = (cache.clone(), start.clone(), done.clone());
-            handles.push(thread::spawn(move || {
-                start.wait();
-                let mut rng = Rng::new(200 + r);
-                let mut seen = vec![0u64; KEYS as usize];
-                let (mut hits, mut reads_after_done) = (0u64, 0u64);
-                // Keep reading while the writers run, then 2,000 more times once they are done
-                // (on 2 cores a reader may run entirely before or after the writers; reads
-                // after the writers finish find about 96 resident keys, so some must hit).
-                while reads_after_done < 2_000 {
-                    if done.load(Ordering::Acquire) {
-                        reads_after_done += 1;
+                    0u64
+                }));
+            }
+            for r in 0..readers {
+                let (cache, start, done) = (cache.clone(), start.clone(), done.clone());
+                handles.push(thread::spawn(move || {
+                    start.wait();
+                    let mut rng = Rng::new(200 + r);
+                    let mut seen = vec![0u64; KEYS as usize];
+                    let (mut hits, mut reads_after_done) = (0u64, 0u64);
+                    // Keep reading while the writers run, then 2,000 more times once they are done
+                    // (on 2 cores a reader may run entirely before or after the writers; reads
+                    // after the writers finish find about 96 resident keys, so some must hit).
+                    while reads_after_done < 2_000 {
+                        if done.load(Ordering::Acquire) {
+                            reads_after_done += 1;
+                        } else {
+                            deadline
+                                .check(format_args!("{policy}: reader {r}: the writers to finish"));
+                        }
+                        let k = rng.below(KEYS);
+                        if let Some(v) = cache.get(&k) {
+                            check_version(&mut seen, k, v, policy.name());
+                            hits += 1;
+                        }
                     }
-                    let k = rng.below(KEYS);
-                    if let Some(v) = cache.get(&k) {
-                        check_version(&mut seen, k, v, policy.name());
-                        hits += 1;
-                    }
-                }
-                hits
-            }));
-        }
-        let readers_handles = handles.split_off(writers as usize);
-        for h in handles {
-            h.join().unwrap();
-        }
-        done.store(true, Ordering::Release);
-        let hits: u64 = readers_handles.into_iter().map(|h| h.join().unwrap()).sum();
-        assert!(hits > 0, "{policy}: readers never hit");
-        check_quiescent(&cache, false, policy.name());
-        // Quiescent: whatever is stored is the last version written (or the key was removed
-        // in its last round and is absent).
-        for (k, v) in cache.iter() {
-            assert_eq!(v >> 32, k);
-            let version = v & 0xFFFF_FFFF;
-            assert_eq!(
-                version, ROUNDS,
-                "{policy}: key {k} holds stale version {version}"
-            );
-        }
+                    hits
+                }));
+            }
+            let readers_handles = handles.split_off(writers as usize);
+            for h in handles {
+                h.join().unwrap();
+            }
+            done.store(true, Ordering::Release);
+            let hits: u64 = readers_handles.into_iter().map(|h| h.join().unwrap()).sum();
+            assert!(hits > 0, "{policy}: readers never hit");
+            check_quiescent(&cache, false, policy.name());
+            // Quiescent: whatever is stored is the last version written (or the key was removed
+            // in its last round and is absent).
+            for (k, v) in cache.iter() {
+                assert_eq!(v >> 32, k);
+                let version = v & 0xFFFF_FFFF;
+                assert_eq!(
+                    version, ROUNDS,
+                    "{policy}: key {k} holds stale version {version}"
+                );
+            }
+        });
     }
 }
 
@@ -328,63 +354,72 @@ fn reads_of_a_key_never_go_back_in_time() {
 #[test]
 fn string_keys_and_shared_values_across_threads() {
     for policy in EvictionPolicy::ALL {
-        let cache: Cache<String, Arc<str>> = Cache::builder()
-            .max_capacity(200)
-            .eviction_policy(policy)
-            .shards(4)
-            .weigher(|k: &String, v: &Arc<str>| (k.len() + v.len()) as u32 / 8)
-            .build();
-        thread::scope(|s| {
-            for t in 0..4u64 {
-                let cache = &cache;
-                s.spawn(move || {
-                    let mut rng = Rng::new(300 + t);
-                    for _ in 0..3_000 {
-                        let k = format!("key-{}", rng.below(400));
-                        if rng.below(3) == 0 {
-                            let v: Arc<str> =
-                                format!("{k}={}", "x".repeat(rng.below(40) as usize)).into();
-                            cache.insert(k, v);
-                        } else if let Some(v) = cache.get(k.as_str()) {
-                            assert!(v.starts_with(&format!("{k}=")), "{policy}: {k} -> {v}");
+        let what = format!("string keys on {policy}");
+        within(BODY_SECS, &what, move || {
+            let cache: Cache<String, Arc<str>> = Cache::builder()
+                .max_capacity(200)
+                .eviction_policy(policy)
+                .shards(4)
+                .weigher(|k: &String, v: &Arc<str>| (k.len() + v.len()) as u32 / 8)
+                .build();
+            thread::scope(|s| {
+                for t in 0..4u64 {
+                    let cache = &cache;
+                    s.spawn(move || {
+                        let mut rng = Rng::new(300 + t);
+                        for _ in 0..3_000 {
+                            let k = format!("key-{}", rng.below(400));
+                            if rng.below(3) == 0 {
+                                let v: Arc<str> =
+                                    format!("{k}={}", "x".repeat(rng.below(40) as usize)).into();
+                                cache.insert(k, v);
+                            } else if let Some(v) = cache.get(k.as_str()) {
+                                assert!(v.starts_with(&format!("{k}=")), "{policy}: {k} -> {v}");
+                            }
                         }
-                    }
-                });
+                    });
+                }
+            });
+            cache.validate().unwrap();
+            let items: Vec<_> = cache.iter().collect();
+            assert_eq!(items.len() as u64, cache.entry_count());
+            let weight: u64 = items
+                .iter()
+                .map(|(k, v)| ((k.len() + v.len()) / 8) as u64)
+                .sum();
+            assert_eq!(weight, cache.weighted_size(), "{policy}");
+            assert!(cache.weighted_size() <= 200, "{policy}");
+            for (k, v) in items {
+                assert!(v.starts_with(&format!("{k}=")), "{policy}");
             }
         });
-        cache.validate().unwrap();
-        let items: Vec<_> = cache.iter().collect();
-        assert_eq!(items.len() as u64, cache.entry_count());
-        let weight: u64 = items
-            .iter()
-            .map(|(k, v)| ((k.len() + v.len()) / 8) as u64)
-            .sum();
-        assert_eq!(weight, cache.weighted_size(), "{policy}");
-        assert!(cache.weighted_size() <= 200, "{policy}");
-        for (k, v) in items {
-            assert!(v.starts_with(&format!("{k}=")), "{policy}");
-        }
     }
 }
 
 /// A clone is a handle to the same cache, also when it is dropped on another thread.
 #[test]
 fn clones_share_one_cache() {
-    let cache: Cache<u64, u64, Fixed> = Cache::builder()
-        .max_capacity(1000)
-        .shards(4)
-        .hasher(Fixed::default())
-        .build();
-    let c2 = cache.clone();
-    thread::spawn(move || {
-        for k in 0..100 {
-            c2.insert(k, k * 2);
-        }
-    })
-    .join()
-    .unwrap();
-    assert_eq!(cache.entry_count(), 100);
-    assert_eq!(cache.get(&7), Some(14));
+    within(
+        BODY_SECS,
+        "inserts through a clone on another thread",
+        || {
+            let cache: Cache<u64, u64, Fixed> = Cache::builder()
+                .max_capacity(1000)
+                .shards(4)
+                .hasher(Fixed::default())
+                .build();
+            let c2 = cache.clone();
+            thread::spawn(move || {
+                for k in 0..100 {
+                    c2.insert(k, k * 2);
+                }
+            })
+            .join()
+            .unwrap();
+            assert_eq!(cache.entry_count(), 100);
+            assert_eq!(cache.get(&7), Some(14));
+        },
+    );
 }
 
 /// More reader threads than the shard lock has reader slots (16): threads whose numbers
@@ -397,45 +432,51 @@ fn more_readers_than_reader_slots() {
     // of the CPU (the readers never wait for it while the lock is biased).
     const ROUNDS: u64 = 20;
     const READERS: u64 = 24;
-    let cache: Cache<u64, u64> = build(EvictionPolicy::WTinyLfu, 2 * KEYS, 1, false);
-    for k in 0..KEYS {
-        cache.insert(k, k << 32);
-    }
-    let done = Arc::new(AtomicBool::new(false));
-    let start = Arc::new(Barrier::new(READERS as usize + 1));
-    let readers: Vec<_> = (0..READERS)
-        .map(|r| {
-            let (cache, done, start) = (cache.clone(), done.clone(), start.clone());
-            thread::spawn(move || {
-                start.wait();
-                let mut rng = Rng::new(300 + r);
-                let mut seen = vec![0u64; KEYS as usize];
-                let mut reads_after_done = 0;
-                while reads_after_done < 500 {
-                    if done.load(Ordering::Acquire) {
-                        reads_after_done += 1;
-                    }
-                    let k = rng.below(KEYS);
-                    let v = cache.get(&k).expect("no key is ever removed or evicted");
-                    check_version(&mut seen, k, v, "more readers than slots");
-                }
-            })
-        })
-        .collect();
-    start.wait();
-    for version in 1..=ROUNDS {
+    within(BODY_SECS, "24 readers and a writer", || {
+        let cache: Cache<u64, u64> = build(EvictionPolicy::WTinyLfu, 2 * KEYS, 1, false);
         for k in 0..KEYS {
-            cache.insert(k, k << 32 | version);
+            cache.insert(k, k << 32);
         }
-        // Room for the readers to set the bias again before the next round clears it.
-        thread::yield_now();
-    }
-    done.store(true, Ordering::Release);
-    for r in readers {
-        r.join().unwrap();
-    }
-    check_quiescent(&cache, false, "more readers than slots");
-    for k in 0..KEYS {
-        assert_eq!(cache.get(&k), Some(k << 32 | ROUNDS));
-    }
+        let deadline = Deadline::after(WAIT_SECS);
+        let done = Arc::new(AtomicBool::new(false));
+        let start = Arc::new(Barrier::new(READERS as usize + 1));
+        let readers: Vec<_> = (0..READERS)
+            .map(|r| {
+                let (cache, done, start) = (cache.clone(), done.clone(), start.clone());
+                thread::spawn(move || {
+                    start.wait();
+                    let mut rng = Rng::new(300 + r);
+                    let mut seen = vec![0u64; KEYS as usize];
+                    let mut reads_after_done = 0;
+                    while reads_after_done < 500 {
+                        if done.load(Ordering::Acquire) {
+                            reads_after_done += 1;
+                        } else {
+                            deadline
+                                .check(format_args!("reader {r}: the writer's {ROUNDS} rounds"));
+                        }
+                        let k = rng.below(KEYS);
+                        let v = cache.get(&k).expect("no key is ever removed or evicted");
+                        check_version(&mut seen, k, v, "more readers than slots");
+                    }
+                })
+            })
+            .collect();
+        start.wait();
+        for version in 1..=ROUNDS {
+            for k in 0..KEYS {
+                cache.insert(k, k << 32 | version);
+            }
+            // Room for the readers to set the bias again before the next round clears it.
+            thread::yield_now();
+        }
+        done.store(true, Ordering::Release);
+        for r in readers {
+            r.join().unwrap();
+        }
+        check_quiescent(&cache, false, "more readers than slots");
+        for k in 0..KEYS {
+            assert_eq!(cache.get(&k), Some(k << 32 | ROUNDS));
+        }
+    });
 }

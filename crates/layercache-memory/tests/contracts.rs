@@ -3,9 +3,11 @@
 //! zero-capacity cache storing weightless entries, `invalidate_all` not being panic-safe,
 //! and values dropped under the shard lock (a re-entrant `Drop` deadlocked).
 
-use std::sync::mpsc;
+mod common;
+
 use std::time::Duration;
 
+use common::within;
 use layercache_memory::{Cache, EvictionPolicy, ManualClock, Op};
 
 fn weighted(policy: EvictionPolicy, cap: u64) -> Cache<&'static str, u32> {
@@ -112,15 +114,12 @@ fn invalidate_all_survives_a_panicking_drop() {
 fn values_are_dropped_outside_the_shard_lock_on_every_path_and_policy() {
     for policy in EvictionPolicy::ALL {
         for &(path, scenario) in DROP_PATHS {
-            let (tx, rx) = mpsc::channel();
-            std::thread::spawn(move || tx.send(drop_case(policy, scenario)));
-            let Ok(seen) = rx.recv_timeout(Duration::from_secs(10)) else {
-                panic!(
-                    "{policy}, {path}: the case hung or panicked; a hang means a value was \
-                     dropped under the shard lock (its Drop, which uses the cache, deadlocked)"
-                )
-            };
             let case = format!("{policy}, {path}");
+            let what = format!(
+                "{case} (a hang there means that a value was dropped under the shard lock, \
+                 where its Drop, which uses the cache, deadlocked)"
+            );
+            let seen = within(10, &what, move || drop_case(policy, scenario));
             let ids = &seen.dropped;
             assert_eq!(ids.len(), seen.want, "{case}: values dropped: {ids:?}");
             let (dropped, live) = (seen.dropped.len(), seen.live);

@@ -1,9 +1,12 @@
 //! Expiration on a manual clock: time to live, time to idle, per-entry `Expiry`, and the
 //! timer wheel's promptness. No test sleeps: time moves only when a test advances it.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::within;
 use layercache_memory::{Cache, Clock, EvictionPolicy, Expiry, ManualClock, RemovalCause};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -184,7 +187,19 @@ fn a_million_entries_expire_within_one_tick_of_their_deadline() {
     }
     assert_eq!(cache.entry_count(), n);
     let mut worst_step = 0;
-    while cache.entry_count() > 0 {
+    // Bounded in time (the clock's 700 s) and in count: steps average 50 ms, so 700 s take
+    // about 14,000 of them, far fewer than this.
+    let max_steps = 100_000;
+    for steps in 0.. {
+        if cache.entry_count() == 0 {
+            break;
+        }
+        assert!(
+            steps < max_steps,
+            "{steps} steps to {} ns, {} entries left",
+            clock.now(),
+            cache.entry_count()
+        );
         let step = rng.gen_range(1..100_000_000u64);
         worst_step = worst_step.max(step);
         clock.advance(ns(step));
@@ -252,8 +267,8 @@ impl Clock for Scripted {
 /// thread advanced it first) must not loop forever re-queuing what the wheel pops.
 #[test]
 fn a_stale_clock_reading_neither_hangs_nor_resurrects() {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
+    let what = "the cleanup after a stale clock reading";
+    let (has_2, valid) = within(10, what, || {
         let clock = Scripted::default();
         let secs = |s: u64| s * 1_000_000_000;
         let cache: Cache<u64, u64> = Cache::builder()
@@ -270,11 +285,8 @@ fn a_stale_clock_reading_neither_hangs_nor_resurrects() {
             .store(secs(100), std::sync::atomic::Ordering::SeqCst);
         cache.insert(2, 2); // deadline 120 s: already due on the wheel
         cache.insert(3, 3); // its cleanup pops key 2
-        let _ = tx.send((cache.contains_key(&2), cache.validate()));
+        (cache.contains_key(&2), cache.validate())
     });
-    let (has_2, valid) = rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("the cleanup hung");
     assert!(
         !has_2,
         "key 2's deadline (120 s) passed on the wheel's clock"

@@ -1,12 +1,15 @@
 //! The eviction listener: every value that leaves the cache is reported exactly once, with
 //! the right cause, including under concurrent load; and the statistics agree with it.
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
+use common::within;
 use layercache_memory::{Cache, EvictionPolicy, ManualClock, RemovalCause};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -75,6 +78,11 @@ fn each_cause_is_reported() {
 /// reported as `Explicit`, and the statistics count the same removals.
 #[test]
 fn every_removal_is_reported_once_under_concurrent_load() {
+    within(60, "4 workers and a ticker", every_removal_is_reported_once);
+}
+
+/// The body of [`every_removal_is_reported_once_under_concurrent_load`].
+fn every_removal_is_reported_once() {
     let clock = ManualClock::new();
     let reports: Reports = Arc::default();
     let r = Arc::clone(&reports);

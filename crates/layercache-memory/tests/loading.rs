@@ -1,6 +1,8 @@
 //! Loading with coalescing (`get_with`, `try_get_with`, async), computes, and what happens
-//! when an initializer panics or is cancelled. Tests that could hang run under a guard that
-//! fails them after a timeout instead.
+//! when an initializer panics or is cancelled. Tests that could hang run under
+//! [`common::within`], which fails them after a timeout instead.
+
+mod common;
 
 use std::future::Future;
 use std::hash::{Hash, Hasher};
@@ -13,17 +15,8 @@ use std::task::{Context, Poll, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::within;
 use layercache_memory::{future, Cache, Computed, Op};
-
-/// Runs `f` on a thread and fails if it does not finish within `secs` seconds.
-fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(Duration::from_secs(secs))
-        .expect("the test hung (or its body panicked)")
-}
 
 /// Widens the race window of an initializer. Not a wait for time: correctness never
 /// depends on it.
@@ -86,7 +79,7 @@ fn wait_until(done: impl Fn() -> bool) -> bool {
 
 #[test]
 fn sixty_four_threads_run_one_initializer() {
-    within(30, || {
+    within(30, "64 threads loading one key", || {
         let cache: Cache<u64, Arc<String>> = Cache::builder().record_stats().build();
         let calls = Arc::new(AtomicUsize::new(0));
         let barrier = Arc::new(Barrier::new(64));
@@ -117,7 +110,7 @@ fn sixty_four_threads_run_one_initializer() {
 
 #[test]
 fn an_error_is_shared_and_nothing_is_cached() {
-    within(30, || {
+    within(30, "16 threads sharing one error", || {
         const N: usize = 16;
         let cache: Cache<Watched, u64> = Cache::new(100);
         let key = Watched::new(1);
@@ -155,7 +148,7 @@ fn an_error_is_shared_and_nothing_is_cached() {
 
 #[test]
 fn a_panicking_initializer_never_hangs_its_waiters() {
-    within(30, || {
+    within(30, "64 threads whose loads all panic", || {
         let cache: Cache<u64, u64> = Cache::new(100);
         let calls = Arc::new(AtomicUsize::new(0));
         let barrier = Arc::new(Barrier::new(64));
@@ -187,7 +180,7 @@ fn a_panicking_initializer_never_hangs_its_waiters() {
 
 #[test]
 fn after_one_panic_the_next_caller_takes_over() {
-    within(30, || {
+    within(30, "32 threads after a panicking load", || {
         let cache: Cache<u64, u64> = Cache::new(100);
         let calls = Arc::new(AtomicUsize::new(0));
         let barrier = Arc::new(Barrier::new(32));
@@ -219,7 +212,7 @@ fn after_one_panic_the_next_caller_takes_over() {
 
 #[test]
 fn sixteen_threads_of_computes_lose_no_update() {
-    within(60, || {
+    within(60, "16 threads of computes", || {
         let cache: Cache<&'static str, u64> = Cache::new(100);
         let handles: Vec<_> = (0..16)
             .map(|_| {
@@ -279,7 +272,7 @@ fn runtime() -> tokio::runtime::Runtime {
 
 #[test]
 fn a_thousand_tasks_run_one_async_initializer() {
-    within(30, || {
+    within(30, "1000 tasks loading one key", || {
         runtime().block_on(async {
             let cache: future::Cache<u64, u64> = future::Cache::new(100);
             let calls = Arc::new(AtomicUsize::new(0));
@@ -307,7 +300,7 @@ fn a_thousand_tasks_run_one_async_initializer() {
 
 #[test]
 fn a_cancelled_async_leader_hands_over_to_a_waiter() {
-    within(30, || {
+    within(30, "waiters of a cancelled async leader", || {
         runtime().block_on(async {
             let cache: future::Cache<u64, u64> = future::Cache::new(100);
             let (started_tx, started_rx) = tokio::sync::oneshot::channel();
@@ -345,7 +338,7 @@ fn a_cancelled_async_leader_hands_over_to_a_waiter() {
 
 #[test]
 fn sync_and_async_callers_share_one_load() {
-    within(30, || {
+    within(30, "a sync and an async load of one key", || {
         let cache: future::Cache<Watched, u64> = future::Cache::new(100);
         let key = Watched::new(1);
         let calls = Arc::new(AtomicUsize::new(0));
@@ -380,7 +373,7 @@ fn sync_and_async_callers_share_one_load() {
 
 #[test]
 fn async_computes_lose_no_update() {
-    within(60, || {
+    within(60, "8 tasks of async computes", || {
         runtime().block_on(async {
             let cache: future::Cache<u64, u64> = future::Cache::new(100);
             let tasks: Vec<_> = (0..8)
@@ -455,7 +448,7 @@ async fn yield_once() {
 /// `futures` crate's thread pool.
 #[test]
 fn future_cache_runs_on_the_futures_thread_pool() {
-    within(30, || {
+    within(30, "16 tasks on the futures thread pool", || {
         const N: usize = 16;
         let pool = futures_executor::ThreadPool::builder()
             .pool_size(4)
@@ -513,46 +506,52 @@ fn future_cache_runs_on_the_futures_thread_pool() {
 /// hand and dropped mid-load: the threads waiting for it wake, and one of them loads for all.
 #[test]
 fn future_cache_runs_under_block_on_and_a_dropped_leader_hands_over() {
-    within(30, || {
-        const N: usize = 8;
-        let cache: future::Cache<Watched, u64> = future::Cache::new(100);
-        let key = Watched::new(1);
-        let calls = Arc::new(AtomicUsize::new(0));
-        let mut leader = Box::pin(cache.get_with(key.clone(), std::future::pending::<u64>()));
-        let noop = Waker::noop();
-        let polled = leader.as_mut().poll(&mut Context::from_waker(noop));
-        assert!(polled.is_pending(), "the leader is loading");
-        let threads: Vec<_> = (0..N as u64)
-            .map(|i| {
-                let (cache, key, calls) = (cache.clone(), key.clone(), calls.clone());
-                thread::spawn(move || {
-                    futures_executor::block_on(cache.get_with(key.clone(), async {
-                        calls.fetch_add(1, Ordering::SeqCst);
-                        // All N waited for the dropped leader; now the other N - 1 wait
-                        // for this load.
-                        until(|| key.waiters() >= 2 * N - 1 || calls.load(Ordering::SeqCst) > 1)
+    within(
+        30,
+        "8 threads under block_on after a dropped leader",
+        || {
+            const N: usize = 8;
+            let cache: future::Cache<Watched, u64> = future::Cache::new(100);
+            let key = Watched::new(1);
+            let calls = Arc::new(AtomicUsize::new(0));
+            let mut leader = Box::pin(cache.get_with(key.clone(), std::future::pending::<u64>()));
+            let noop = Waker::noop();
+            let polled = leader.as_mut().poll(&mut Context::from_waker(noop));
+            assert!(polled.is_pending(), "the leader is loading");
+            let threads: Vec<_> = (0..N as u64)
+                .map(|i| {
+                    let (cache, key, calls) = (cache.clone(), key.clone(), calls.clone());
+                    thread::spawn(move || {
+                        futures_executor::block_on(cache.get_with(key.clone(), async {
+                            calls.fetch_add(1, Ordering::SeqCst);
+                            // All N waited for the dropped leader; now the other N - 1 wait
+                            // for this load.
+                            until(|| {
+                                key.waiters() >= 2 * N - 1 || calls.load(Ordering::SeqCst) > 1
+                            })
                             .await;
-                        100 + i
-                    }))
+                            100 + i
+                        }))
+                    })
                 })
-            })
-            .collect();
-        assert!(
-            wait_until(|| key.waiters() >= N),
-            "the threads wait for the leader"
-        );
-        drop(leader);
-        let values: Vec<u64> = threads.into_iter().map(|t| t.join().unwrap()).collect();
-        assert!(
-            values[0] >= 100 && values.iter().all(|&v| v == values[0]),
-            "{values:?}"
-        );
-        assert_eq!(
-            calls.load(Ordering::SeqCst),
-            1,
-            "one load after the dropped one"
-        );
-        assert_eq!(key.waiters(), 2 * N - 1);
-        assert_eq!(cache.as_sync().get(&key), Some(values[0]));
-    });
+                .collect();
+            assert!(
+                wait_until(|| key.waiters() >= N),
+                "the threads wait for the leader"
+            );
+            drop(leader);
+            let values: Vec<u64> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+            assert!(
+                values[0] >= 100 && values.iter().all(|&v| v == values[0]),
+                "{values:?}"
+            );
+            assert_eq!(
+                calls.load(Ordering::SeqCst),
+                1,
+                "one load after the dropped one"
+            );
+            assert_eq!(key.waiters(), 2 * N - 1);
+            assert_eq!(cache.as_sync().get(&key), Some(values[0]));
+        },
+    );
 }

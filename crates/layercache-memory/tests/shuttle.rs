@@ -2,7 +2,9 @@
 //! [shuttle](https://github.com/awslabs/shuttle): insert vs remove vs expiry vs load, loads
 //! vs loads, computes vs computes, biased readers vs a writer. Each test explores 10,000
 //! random schedules of the real engine (its locks are shuttle's under `--cfg shuttle`, see
-//! `src/sync.rs`) and runs the invariant checker after each.
+//! `src/sync.rs`) and runs the invariant checker after each. Shuttle bounds each schedule:
+//! it fails one whose threads all block (a deadlock) and one that takes more than its default
+//! 1,000,000 steps (a livelock), so no schedule here can hang.
 //!
 //! ```text
 //! RUSTFLAGS="--cfg shuttle" CARGO_TARGET_DIR=target/shuttle \

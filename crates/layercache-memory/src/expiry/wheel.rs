@@ -441,6 +441,8 @@ mod tests {
     fn queued(w: &TimerWheel) -> Vec<bool> {
         let (mut q, mut at) = (vec![false; w.len()], w.heads[EXPIRED].next);
         while at != sentinel(EXPIRED) {
+            // A node is queued once: meeting one again is a cycle.
+            assert!(!q[at as usize], "a cycle in the expired queue at {at}");
             q[at as usize] = true;
             at = w.nodes[at as usize].links.next;
         }
@@ -449,8 +451,9 @@ mod tests {
 
     /// Pops and removes every expired node, returning their caps in order.
     fn pop_caps(w: &mut TimerWheel) -> Vec<u64> {
-        let mut caps = Vec::new();
+        let (mut caps, nodes) = (Vec::new(), w.len());
         while let Some(i) = w.pop_expired() {
+            assert!(caps.len() < nodes, "popped more than the {nodes} nodes");
             caps.push(w.cap(i));
             w.swap_remove(i);
         }
@@ -473,7 +476,13 @@ mod tests {
         let mut w = wheel(start, deadlines);
         let finite = || deadlines.iter().filter(|&&d| d != NEVER);
         let (mut now, mut left, last) = (start, finite().count(), finite().max().copied());
-        while left > 0 {
+        // Bounded in time (the wheel's: the assert below) and in count: the drives here
+        // take up to about 17,000 steps.
+        for steps in 0.. {
+            if left == 0 {
+                break;
+            }
+            assert!(steps < 1_000_000, "{steps} steps, {left} nodes left");
             let prev = now;
             assert!(!due(last.unwrap(), prev), "{left} nodes never expired");
             now = now.saturating_add(step());
@@ -485,7 +494,7 @@ mod tests {
                     "due {d}, popped {now} (prev {prev})"
                 );
                 w.swap_remove(i);
-                left -= 1;
+                left = left.checked_sub(1).expect("popped more than were due");
             }
         }
         assert_eq!(w.len(), deadlines.len() - finite().count());

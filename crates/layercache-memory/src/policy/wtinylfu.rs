@@ -522,6 +522,8 @@ mod tests {
         let mut out = Vec::new();
         let mut i = head;
         while i != NIL {
+            // A list has each entry once: more than there are links is a cycle.
+            assert!(out.len() < links.len(), "a cycle in the list: {out:?}");
             out.push(i);
             i = links[i as usize].next();
         }
