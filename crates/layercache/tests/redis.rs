@@ -72,12 +72,20 @@ impl Backend for Redis {
     }
 }
 
+/// A tier whose calls may take long (1000-task scenarios on a loaded 2-core machine):
+/// the default 500 ms response timeout would turn a slow `set_many` into missing keys.
+fn patient() -> layercache_redis::RedisTierBuilder {
+    RedisTier::builder()
+        .connection_timeout(Duration::from_secs(10))
+        .response_timeout(Duration::from_secs(20))
+}
+
 /// A single node, its own for each scenario.
 async fn single_node() -> Redis {
     let server = tokio::task::spawn_blocking(RedisServer::start)
         .await
         .expect("RedisServer::start panicked");
-    let tier = Arc::new(RedisTier::connect(&server.url()).await.unwrap());
+    let tier = Arc::new(patient().connect(&server.url()).await.unwrap());
     let client = redis::Client::open(server.url()).unwrap();
     let conn = client.get_multiplexed_async_connection().await.unwrap();
     Redis {
@@ -93,7 +101,7 @@ async fn cluster() -> Redis {
         .expect("RedisCluster::start panicked");
     let nodes = cluster.nodes();
     let refs: Vec<&str> = nodes.iter().map(String::as_str).collect();
-    let tier = Arc::new(RedisTier::connect_cluster(&refs).await.unwrap());
+    let tier = Arc::new(patient().connect_cluster(&refs).await.unwrap());
     let client = redis::cluster::ClusterClient::new(nodes.clone()).unwrap();
     let conn = client.get_async_connection().await.unwrap();
     Redis {
