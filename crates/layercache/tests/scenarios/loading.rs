@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use layercache::Error;
 
-use super::{after_first_poll, Backend, Counter, Env};
+use super::{after_first_poll, Backend, Counter, Env, LIMIT};
 
 /// 1000 tasks call `get_or_load` on one key; the loader finishes only once every call has
 /// been polled once (so each is waiting on a load when it does). It runs once.
@@ -67,7 +67,16 @@ pub(crate) async fn batch_loads_load_each_key_once<B: Backend>(backend: &B) {
                         batches.fetch_add(1, SeqCst);
                         loaded.lock().unwrap().extend(&missing);
                         polled.reached(CALLERS).await;
-                        l2_answered.reached(CALLERS).await;
+                        // One get_many per call (as documented); a bound, so that a change
+                        // there fails with this message rather than as a hang.
+                        let answered = l2_answered.reached(CALLERS);
+                        if tokio::time::timeout(LIMIT / 2, answered).await.is_err() {
+                            panic!(
+                                "{} of {CALLERS} calls had their L2 get_many answered: \
+                                 does each call still read L2 with one get_many?",
+                                l2_answered.get()
+                            );
+                        }
                         Ok::<_, io::Error>(missing.iter().map(|&k| (k, format!("v{k}"))).collect())
                     }
                 });

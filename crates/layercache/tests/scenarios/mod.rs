@@ -81,6 +81,10 @@ impl Counter {
     pub(crate) fn bump(&self) {
         self.0.send_modify(|n| *n += 1);
     }
+    /// The count now.
+    pub(crate) fn get(&self) -> usize {
+        *self.0.borrow()
+    }
     /// Waits until the count is at least `n`.
     pub(crate) async fn reached(&self, n: usize) {
         let mut rx = self.0.subscribe();
