@@ -610,7 +610,7 @@ mod tests {
                     std::thread::spawn(move || {
                         let mut biased = 0u64;
                         while !done.load(Ordering::Relaxed) {
-                            deadline.check(format_args!("reader {n}: the writer's writes"));
+                            deadline.check(format_args!("the writer's writes (reader {n})"));
                             let r = lock.read();
                             biased += u64::from(r.tally().is_some());
                             let first = r[0];

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 /// Under Miri, `f` runs on the calling thread: Miri itself fails a run whose threads all
 /// block, and its clock is virtual (a fixed time per step interpreted), so a limit in
 /// seconds says nothing there.
+#[track_caller]
 pub(crate) fn within<T: Send + 'static>(
     secs: u64,
     what: &str,

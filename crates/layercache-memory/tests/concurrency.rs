@@ -116,8 +116,9 @@ fn check_quiescent(cache: &Cache<u64, u64>, weighted: bool, what: &str) {
 
 const THREADS: u64 = 6;
 
-/// How long a thread waits for others to finish, in seconds: a normal run of any test here
-/// takes a few seconds on a loaded 2-core machine, all of it, so this is only reached on a hang.
+/// How long a thread waits for others to finish, in seconds. A whole test here takes seconds
+/// (the slowest, `more_readers_than_reader_slots`, 5-12 s on a loaded 2-core machine), so
+/// only a hang reaches this.
 const WAIT_SECS: u64 = 45;
 /// The bound of each test body (see [`within`]): beyond [`WAIT_SECS`], so that a thread
 /// that waits too long fails first, saying what it waited for.
@@ -141,7 +142,7 @@ fn hammer(policy: EvictionPolicy, weighted: bool, ops_per_thread: u64) {
             // At least one round, even if the workers finish before this thread runs.
             while rounds == 0 || !done.load(Ordering::Acquire) {
                 deadline.check(format_args!(
-                    "{what}: the workers to finish (checker round {rounds})"
+                    "the workers to finish ({what}; checker, round {rounds})"
                 ));
                 if let Err(e) = cache.validate() {
                     panic!("{what}: while running: {e}");
@@ -316,8 +317,9 @@ fn reads_of_a_key_never_go_back_in_time() {
                         if done.load(Ordering::Acquire) {
                             reads_after_done += 1;
                         } else {
-                            deadline
-                                .check(format_args!("{policy}: reader {r}: the writers to finish"));
+                            deadline.check(format_args!(
+                                "the writers to finish ({policy}; reader {r})"
+                            ));
                         }
                         let k = rng.below(KEYS);
                         if let Some(v) = cache.get(&k) {
@@ -453,7 +455,7 @@ fn more_readers_than_reader_slots() {
                             reads_after_done += 1;
                         } else {
                             deadline
-                                .check(format_args!("reader {r}: the writer's {ROUNDS} rounds"));
+                                .check(format_args!("the writer's {ROUNDS} rounds (reader {r})"));
                         }
                         let k = rng.below(KEYS);
                         let v = cache.get(&k).expect("no key is ever removed or evicted");

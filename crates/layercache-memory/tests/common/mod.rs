@@ -93,6 +93,7 @@ pub(crate) fn config(cases: u32) -> ProptestConfig {
 /// seconds. A test whose threads could block forever (a lock, a join, a barrier, a wait for
 /// a load) runs its body under this, so that a hang fails the test instead of stalling the
 /// run; the hung threads are left behind and end with the test binary.
+#[track_caller]
 pub(crate) fn within<T: Send + 'static>(
     secs: u64,
     what: &str,
