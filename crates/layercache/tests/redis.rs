@@ -208,6 +208,10 @@ async fn a_killed_redis_never_fails_a_load() {
         .await
         .expect("RedisServer::start panicked");
     let stop = Arc::new(AtomicBool::new(false));
+    let _watchdog = scenarios::Watchdog::arm(
+        "a_killed_redis_never_fails_a_load",
+        KILL_TEST_LIMIT + scenarios::WATCHDOG_GRACE,
+    );
     let test = killed_redis_scenario(&server, &stop);
     let outcome = tokio::time::timeout(KILL_TEST_LIMIT, test).await;
     // Whatever happened, the workers stop (they also stop by their own count).

@@ -20,7 +20,7 @@ pub(crate) mod options;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
 use layercache::{BreakerConfig, EntryOptions, Tier, TierError, TierFuture, TieredCache};
@@ -58,11 +58,83 @@ pub(crate) trait Backend: Send + Sync + 'static {
     ) -> impl Future<Output = ()> + Send + 'a;
 }
 
-/// Runs `scenario`, failing with its name if it does not finish within [`LIMIT`].
+/// Runs `scenario`, failing with its name if it does not finish within [`LIMIT`] (and, as a
+/// last resort, under a [`Watchdog`]).
 pub(crate) async fn within<F: Future>(name: &str, scenario: F) -> F::Output {
+    let _watchdog = Watchdog::arm(&format!("scenario {name}"), LIMIT + WATCHDOG_GRACE);
     match tokio::time::timeout(LIMIT, scenario).await {
         Ok(out) => out,
         Err(_) => panic!("scenario {name} did not finish within {LIMIT:?}: a hang"),
+    }
+}
+
+/// How long after its own timeout a test's [`Watchdog`] fires.
+pub(crate) const WATCHDOG_GRACE: Duration = Duration::from_secs(30);
+
+/// A last resort against a hang that blocks every runtime thread (a deadlock in a sync
+/// lock), which `tokio::time::timeout` cannot see, since no thread is left to drive its
+/// timer: if not dropped within its limit, a plain thread prints what hung, kills this
+/// process's child processes (the test's own Redis servers) by pid, and exits the test
+/// process with a failure.
+pub(crate) struct Watchdog(Arc<(Mutex<bool>, Condvar)>);
+
+impl Watchdog {
+    /// Arms a watchdog for `what`, firing after `limit`.
+    pub(crate) fn arm(what: &str, limit: Duration) -> Watchdog {
+        let done = Arc::new((Mutex::new(false), Condvar::new()));
+        let seen = Arc::clone(&done);
+        let what = what.to_string();
+        std::thread::Builder::new()
+            .name("watchdog".into())
+            .spawn(move || {
+                let (lock, cvar) = &*seen;
+                let guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
+                let (guard, _) = cvar
+                    .wait_timeout_while(guard, limit, |done| !*done)
+                    .unwrap_or_else(PoisonError::into_inner);
+                if !*guard {
+                    eprintln!(
+                        "{what}: still running after {limit:?} with its threads blocked \
+                         (its tokio timeout could not fire): a hang; ending the test process"
+                    );
+                    kill_children();
+                    std::process::exit(101);
+                }
+            })
+            .expect("could not start a watchdog thread");
+        Watchdog(done)
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        let (lock, cvar) = &*self.0;
+        *lock.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        cvar.notify_all();
+    }
+}
+
+/// Kills (SIGKILL, by pid) every process whose parent is this one.
+fn kill_children() {
+    let me = std::process::id().to_string();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in procs.flatten() {
+        let pid = entry.file_name().to_string_lossy().into_owned();
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid ...": the comm may hold spaces, so split after its ')'.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1));
+        if ppid == Some(me.as_str()) {
+            eprintln!("killing child process {pid}");
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &pid])
+                .status();
+        }
     }
 }
 
