@@ -19,6 +19,7 @@ pub(crate) mod loading;
 pub(crate) mod options;
 
 use std::future::Future;
+use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
@@ -93,7 +94,10 @@ impl Watchdog {
                     .wait_timeout_while(guard, limit, |done| !*done)
                     .unwrap_or_else(PoisonError::into_inner);
                 if !*guard {
-                    eprintln!(
+                    // Straight to the process's stderr: the test harness's capture of
+                    // `eprintln!` is lost when the process exits.
+                    let _ = writeln!(
+                        std::io::stderr(),
                         "{what}: still running after {limit:?} with its threads blocked \
                          (its tokio timeout could not fire): a hang; ending the test process"
                     );
@@ -130,7 +134,7 @@ fn kill_children() {
             .rsplit_once(')')
             .and_then(|(_, rest)| rest.split_whitespace().nth(1));
         if ppid == Some(me.as_str()) {
-            eprintln!("killing child process {pid}");
+            let _ = writeln!(std::io::stderr(), "killing child process {pid}");
             let _ = std::process::Command::new("kill")
                 .args(["-9", &pid])
                 .status();
