@@ -353,6 +353,7 @@ macro_rules! every_scenario {
             options::set_with_follows_its_options,
             options::get_or_load_with_follows_its_options,
             options::default_options_steer_get_and_batches,
+            options::get_or_load_with_skip_l1_read_reads_l2,
         );
     };
 }
@@ -374,19 +375,6 @@ macro_rules! scenario_tests {
     };
     ($backend:path) => {
         every_scenario!(scenario_tests!(@each $backend));
-
-        /// A finding of issue 23: `get_or_load_with` reads L1 whatever `skip_l1_read` says.
-        /// Remove the `ignore` once `TieredCache` honours the flag in loads.
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        #[ignore = "TieredCache::get_or_load_with ignores skip_l1_read (loads always read L1)"]
-        async fn get_or_load_with_skip_l1_read_reads_l2() {
-            let backend = $backend().await;
-            crate::scenarios::within(
-                "get_or_load_with_skip_l1_read_reads_l2",
-                crate::scenarios::options::get_or_load_with_skip_l1_read_reads_l2(&backend),
-            )
-            .await;
-        }
     };
 }
 
