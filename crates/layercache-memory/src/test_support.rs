@@ -1,5 +1,6 @@
-//! Helpers of the unit tests (`#[cfg(test)]` only): the same bounds as the integration
-//! tests' `tests/common/mod.rs` (which cannot see this crate's test code).
+//! Bounds for tests whose threads could hang (`#[cfg(test)]` only). The integration tests
+//! use this same file: `tests/common/mod.rs` includes it by path, since they cannot see this
+//! crate's test code.
 
 use std::panic::resume_unwind;
 use std::sync::mpsc::{self, RecvTimeoutError};
