@@ -56,8 +56,13 @@
 //! fast (a refused connection costs well under a millisecond on a LAN), and once it is back
 //! they succeed again within milliseconds (about 1–4 ms after a local restart, measured by
 //! this crate's tests). A cluster connection (redis-rs's async cluster client) reconnects to
-//! a node whose connection broke and re-reads the slot map on `MOVED`; a request is retried
-//! up to 3 times, 5–80 ms apart, within the call's time limit.
+//! a node whose connection broke and re-reads the slot map on `MOVED` (and follows `ASK`
+//! during a slot migration); a request is retried up to 3 times, 5–80 ms apart, within the
+//! call's time limit. As on a single node, a call that meets a connection the server has
+//! just closed may still fail (the retries can run out before the background reconnection
+//! is done); calls succeed again within a bounded time (`tests/cluster_faults.rs`). While a
+//! slot is half-migrated, Redis answers multi-key reads of it (`get_many`) with `TRYAGAIN`,
+//! so they fail until the migration ends.
 //!
 //! There is no circuit breaker here: layercache's `TieredCache` wraps every tier call in its
 //! own timeout and breaker.
