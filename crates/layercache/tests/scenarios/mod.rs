@@ -195,6 +195,15 @@ pub(crate) struct Probe {
 }
 
 impl Probe {
+    /// A probe over `inner`, up, with no calls counted.
+    pub(crate) fn new(inner: Arc<dyn Tier>) -> Self {
+        Probe {
+            inner,
+            calls: AtomicUsize::new(0),
+            down: AtomicBool::new(false),
+            get_manys_done: Counter::default(),
+        }
+    }
     fn check(&self) -> Result<(), TierError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         if self.down.load(Ordering::SeqCst) {
@@ -292,12 +301,7 @@ impl<'b, B: Backend> Env<'b, B> {
         Env {
             _backend: std::marker::PhantomData,
             clock: ManualTieredClock::new(),
-            probe: Arc::new(Probe {
-                inner: backend.tier(),
-                calls: AtomicUsize::new(0),
-                down: AtomicBool::new(false),
-                get_manys_done: Counter::default(),
-            }),
+            probe: Arc::new(Probe::new(backend.tier())),
         }
     }
 
