@@ -67,13 +67,23 @@ struct Record {
     seq: u64,
 }
 
+/// Hash → (seq, weight) of the ghost's live records.
+type Live = HashMap<u32, (u64, u32), foldhash::fast::FixedState>;
+
+impl Record {
+    /// Whether this record is its hash's live one (not one a later push or a take killed).
+    fn is_live(&self, live: &Live) -> bool {
+        live.get(&self.hash).map(|&(seq, _)| seq) == Some(self.seq)
+    }
+}
+
 /// Hashes of keys recently evicted from the small queue, in FIFO order.
 struct Ghost {
     /// Oldest first. A record is live while `live` maps its hash to its `seq`; the others are
     /// dead (their key left the ghost) and are skipped, or dropped by [`Ghost::compact`].
     queue: VecDeque<Record>,
     /// Hash → (seq, weight) of the live records.
-    live: HashMap<u32, (u64, u32), foldhash::fast::FixedState>,
+    live: Live,
     /// The weight of the live records.
     weight: u64,
     max: u64,
@@ -118,7 +128,7 @@ impl Ghost {
             let Some(r) = self.queue.pop_front() else {
                 break;
             };
-            if self.live.get(&r.hash).map(|&(s, _)| s) == Some(r.seq) {
+            if r.is_live(&self.live) {
                 self.live.remove(&r.hash);
                 self.weight -= u64::from(r.weight);
                 self.trimmed.push_back(r);
@@ -158,8 +168,7 @@ impl Ghost {
     fn compact(&mut self) {
         if self.queue.len() > 2 * self.live.len() + 64 {
             let live = &self.live;
-            self.queue
-                .retain(|r| live.get(&r.hash).map(|&(s, _)| s) == Some(r.seq));
+            self.queue.retain(|r| r.is_live(live));
         }
     }
 
