@@ -478,11 +478,10 @@ mod tests {
         let (mut now, mut left, last) = (start, finite().count(), finite().max().copied());
         // Bounded in time (the wheel's: the assert below) and in count: the drives here
         // take up to about 17,000 steps.
-        for steps in 0.. {
-            if left == 0 {
-                break;
-            }
+        let mut steps = 0u32;
+        while left > 0 {
             assert!(steps < 1_000_000, "{steps} steps, {left} nodes left");
+            steps += 1;
             let prev = now;
             assert!(!due(last.unwrap(), prev), "{left} nodes never expired");
             now = now.saturating_add(step());
