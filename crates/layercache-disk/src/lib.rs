@@ -602,19 +602,10 @@ mod tests {
     /// of the file, reopened (and so repaired) as after a SIGKILL, holds the last durable
     /// commit. In key order.
     fn durable_keys(file: &Path) -> Vec<Vec<u8>> {
-        use redb::{ReadableDatabase, ReadableTable};
         let dir = tempfile::tempdir().unwrap();
         let copy = dir.path().join(FILE_NAME);
         std::fs::copy(file, &copy).unwrap();
-        let db = redb::Database::open(&copy).unwrap();
-        let txn = db.begin_read().unwrap();
-        let records = txn.open_table(store::RECORDS).unwrap();
-        let keys = records
-            .iter()
-            .unwrap()
-            .map(|r| r.unwrap().0.value().to_vec())
-            .collect();
-        keys
+        store::record_keys(&redb::Database::open(&copy).unwrap())
     }
 
     #[tokio::test]

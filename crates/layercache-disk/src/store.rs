@@ -573,6 +573,19 @@ impl<'t> Tx<'t> {
     }
 }
 
+/// The keys of the records in `db`'s last commit, in key order (for tests).
+#[cfg(test)]
+pub(crate) fn record_keys(db: &Database) -> Vec<Vec<u8>> {
+    let txn = db.begin_read().unwrap();
+    let records = txn.open_table(RECORDS).unwrap();
+    let keys = records
+        .iter()
+        .unwrap()
+        .map(|r| r.unwrap().0.value().to_vec())
+        .collect();
+    keys
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -591,14 +604,7 @@ mod tests {
 
     /// The keys of the records stored now, in key order.
     fn stored_keys(store: &Store) -> Vec<Vec<u8>> {
-        let txn = store.db.begin_read().unwrap();
-        let records = txn.open_table(RECORDS).unwrap();
-        let keys = records
-            .iter()
-            .unwrap()
-            .map(|r| r.unwrap().0.value().to_vec())
-            .collect();
-        keys
+        record_keys(&store.db)
     }
 
     #[test]
