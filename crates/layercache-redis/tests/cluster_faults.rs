@@ -117,6 +117,19 @@ async fn write_reaches(
     }
 }
 
+/// A tier over `cluster`, and a key per master (as [`key_per_master`]), each written through
+/// the tier as `"before"` and seen on its master.
+async fn connect_and_reach_every_master(cluster: &RedisCluster) -> (RedisTier, Vec<(u16, String)>) {
+    let tier = connect(cluster).await;
+    let keys = key_per_master(cluster);
+    for (port, key) in &keys {
+        write_reaches(&tier, cluster, *port, key, "before")
+            .await
+            .unwrap();
+    }
+    (tier, keys)
+}
+
 /// Every client connection of every node is closed by the server (`CLIENT KILL`), the
 /// tier's included; the nodes stay up. Without a new tier, calls to each master work again
 /// within a bounded time (the call that meets a closed connection may fail, as on a single
@@ -124,13 +137,7 @@ async fn write_reaches(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_work_again_after_the_servers_close_every_connection() {
     let cluster = RedisCluster::start();
-    let tier = connect(&cluster).await;
-    let keys = key_per_master(&cluster);
-    for (port, key) in &keys {
-        write_reaches(&tier, &cluster, *port, key, "before")
-            .await
-            .unwrap();
-    }
+    let (tier, keys) = connect_and_reach_every_master(&cluster).await;
 
     for port in cluster.ports() {
         let closed = cluster.drop_clients(port);
@@ -178,13 +185,7 @@ async fn a_killed_master_is_reconnected_after_its_restart() {
         let set = ["CONFIG", "SET", "cluster-require-full-coverage", "no"];
         assert_eq!(cluster.command(port, &set).unwrap(), "OK");
     }
-    let tier = connect(&cluster).await;
-    let keys = key_per_master(&cluster);
-    for (port, key) in &keys {
-        write_reaches(&tier, &cluster, *port, key, "before")
-            .await
-            .unwrap();
-    }
+    let (tier, keys) = connect_and_reach_every_master(&cluster).await;
     let (victim, victim_key) = keys[0].clone();
     let pid = cluster.pid(victim).unwrap();
 
