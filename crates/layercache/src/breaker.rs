@@ -52,15 +52,25 @@ pub(crate) struct Guarded {
     state: Mutex<State>,
     /// The cache's name, for metrics.
     cache: Arc<str>,
+    /// `layercache_l2_errors_total{kind="circuit_open"}` per op in [`OPS`], made once: while
+    /// the breaker is open every L1 miss is refused here, so no label set is built per call.
+    refused: [metrics::Counter; OPS.len()],
 }
+
+/// The ops [`Guarded::call`] is called with (the `op` label).
+const OPS: [&str; 5] = ["get", "set", "delete", "get_many", "set_many"];
 
 impl Guarded {
     pub(crate) fn new(tier: Arc<dyn Tier>, config: BreakerConfig, cache: Arc<str>) -> Self {
+        let refused = OPS.map(|op| {
+            metrics::counter!("layercache_l2_errors_total", "cache" => cache.to_string(), "tier" => tier.name(), "op" => op, "kind" => "circuit_open")
+        });
         let g = Guarded {
             tier,
             config,
             state: Mutex::new(State::Closed { failures: 0 }),
             cache,
+            refused,
         };
         g.gauge(0.0);
         g
@@ -119,7 +129,10 @@ impl Guarded {
     {
         let name = self.tier.name();
         if !self.admit() {
-            self.count_error(op, "circuit_open");
+            match OPS.iter().position(|&o| o == op) {
+                Some(i) => self.refused[i].increment(1),
+                None => self.count_error(op, "circuit_open"),
+            }
             return Err(TierError::CircuitOpen { tier: name });
         }
         let result = match tokio::time::timeout(self.config.call_timeout, call(&*self.tier)).await {
