@@ -40,6 +40,7 @@ mod breaker;
 pub mod clock;
 mod codec;
 pub mod envelope;
+pub mod message;
 mod error;
 mod key;
 mod meters;
