@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use futures_util::future::try_join_all;
@@ -11,12 +12,12 @@ use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::Slot;
-use redis::{Cmd, FromRedisValue, IntoConnectionInfo, Pipeline};
+use redis::{Cmd, FromRedisValue, IntoConnectionInfo, Pipeline, Script, Value};
 
 use crate::error::{redact, Error};
 
 /// The tier's name in errors, metrics and logs.
-const TIER: &str = "redis";
+pub(crate) const TIER: &str = "redis";
 
 /// Default limit of one connection attempt (TCP connect and handshake).
 const DEFAULT_CONNECTION_TIMEOUT: Duration = Duration::from_secs(1);
@@ -32,15 +33,34 @@ const RECONNECT_MIN_DELAY: Duration = Duration::from_millis(10);
 const RECONNECT_MAX_DELAY: Duration = Duration::from_millis(100);
 
 /// Cluster: retries of a request (after a `MOVED`, a lost connection...).
-const CLUSTER_RETRIES: u32 = 3;
+pub(crate) const CLUSTER_RETRIES: u32 = 3;
 /// Cluster: wait before a retry is drawn from `min..min(max, 10 ms × 2^retry)`.
-const CLUSTER_MIN_RETRY_WAIT_MS: u64 = 5;
+pub(crate) const CLUSTER_MIN_RETRY_WAIT_MS: u64 = 5;
 /// Cluster: cap of the wait before a retry.
-const CLUSTER_MAX_RETRY_WAIT_MS: u64 = 100;
+pub(crate) const CLUSTER_MAX_RETRY_WAIT_MS: u64 = 100;
 
 /// The largest `PX` sent (2^62 ms, about 146 million years): Redis rejects an expiry time
 /// that overflows its clock, so longer TTLs are cut to this, which is "forever" all the same.
 const MAX_PX_MS: u64 = 1 << 62;
+
+/// `compare_and_set`: `KEYS[1]` the key, `ARGV[1]` the expected bytes, `ARGV[2]` the new
+/// value, `ARGV[3]` the TTL in milliseconds (empty: none, so a plain `SET` that clears any
+/// TTL). Lua strings are byte strings and `==` compares them byte for byte; an absent key's
+/// `GET` is `false`, which equals no string.
+const CAS_LUA: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  if ARGV[3] == '' then
+    redis.call('SET', KEYS[1], ARGV[2])
+  else
+    redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  end
+  return 1
+end
+return 0
+";
+
+/// [`CAS_LUA`], with its SHA-1 computed once.
+static CAS_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(CAS_LUA));
 
 /// A Redis server or Redis Cluster as a [`Tier`] (see the [crate docs](crate) for the
 /// commands, timeouts and reconnection).
@@ -245,6 +265,14 @@ impl RedisTier {
         self.call_timeout
     }
 
+    /// Sends `cmd` to the node that serves it, within the call timeout.
+    pub(crate) fn query<'a, T: FromRedisValue + Send + 'a>(
+        &'a self,
+        cmd: &'a Cmd,
+    ) -> TierFuture<'a, T> {
+        self.call(async move { self.conn.query(cmd).await })
+    }
+
     /// Runs `op` within the call timeout.
     fn call<'a, T: Send + 'a>(
         &'a self,
@@ -294,6 +322,56 @@ impl Tier for RedisTier {
         let mut cmd = redis::cmd("DEL");
         cmd.arg(key);
         self.call(async move { self.conn.query(&cmd).await })
+    }
+
+    fn supports_conditional_writes(&self) -> bool {
+        true
+    }
+
+    fn add<'a>(
+        &'a self,
+        key: &'a [u8],
+        value: &'a [u8],
+        ttl: Option<Duration>,
+    ) -> TierFuture<'a, bool> {
+        let mut cmd = set_cmd(key, value, ttl);
+        cmd.arg("NX");
+        self.call(async move {
+            match self.conn.query::<Value>(&cmd).await? {
+                Value::Okay => Ok(true),
+                Value::SimpleString(s) if s == "OK" => Ok(true),
+                Value::Nil => Ok(false),
+                other => Err(TierError::Backend {
+                    tier: TIER,
+                    source: format!("SET NX answered {other:?}").into(),
+                }),
+            }
+        })
+    }
+
+    fn compare_and_set<'a>(
+        &'a self,
+        key: &'a [u8],
+        expected: &'a [u8],
+        value: &'a [u8],
+        ttl: Option<Duration>,
+    ) -> TierFuture<'a, bool> {
+        self.call(async move {
+            let mut invocation = CAS_SCRIPT.key(key);
+            invocation.arg(expected).arg(value);
+            match ttl {
+                Some(ttl) => invocation.arg(ttl_ms(ttl)),
+                None => invocation.arg(""),
+            };
+            // EVALSHA; on NOSCRIPT (a new or restarted server) SCRIPT LOAD (on a cluster
+            // redis-rs sends it to every master) and EVALSHA again.
+            let replaced: i64 = match &self.conn {
+                Conn::Single(manager) => invocation.invoke_async(&mut manager.clone()).await,
+                Conn::Cluster(cluster) => invocation.invoke_async(&mut cluster.clone()).await,
+            }
+            .map_err(backend)?;
+            Ok(replaced == 1)
+        })
     }
 
     fn get_many<'a>(&'a self, keys: &'a [&'a [u8]]) -> TierFuture<'a, Vec<Option<Vec<u8>>>> {
@@ -430,7 +508,7 @@ fn slot_groups<'k>(keys: impl Iterator<Item = &'k [u8]>) -> Vec<Vec<usize>> {
     groups.into_values().collect()
 }
 
-fn backend(e: redis::RedisError) -> TierError {
+pub(crate) fn backend(e: redis::RedisError) -> TierError {
     TierError::backend(TIER, e)
 }
 
