@@ -99,6 +99,15 @@ fn check(got: &[Delivery], ids: &[StreamId], first: usize) {
     }
 }
 
+/// Checks that `got` is the one message `id` with `payload`.
+fn check_one(got: &[Delivery], id: StreamId, payload: &[u8]) {
+    let expected = Delivery {
+        id,
+        payload: payload.to_vec(),
+    };
+    assert_eq!(got, [expected]);
+}
+
 /// Calls `attempt` until it returns `Some`, 20 ms apart, for at most [`RECOVERY`] and 1000
 /// tries.
 async fn until<T>(what: &str, mut attempt: impl AsyncFnMut() -> Option<T>) -> T {
@@ -360,7 +369,7 @@ async fn maxlen_keeps_the_stream_about_that_long() {
     assert_eq!(sub.read(ids[0], BLOCK, 10).await.unwrap(), Read::Gap);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_order_resume_and_gap() {
     let cluster = RedisCluster::start();
     let bus = connect_cluster(&cluster).await;
@@ -411,12 +420,26 @@ async fn cluster_order_resume_and_gap() {
         let Read::Messages(got) = sub.read(StreamId::ZERO, BLOCK, 10).await.unwrap() else {
             panic!("{channel}: a gap from 0-0");
         };
-        assert_eq!(
-            got,
-            vec![Delivery {
-                id,
-                payload: b"x".to_vec()
-            }]
-        );
+        check_one(&got, id, b"x");
     }
+    // The owner of a stream killed and restarted empty: reads fail meanwhile (bounded), then
+    // the old cursor is a gap, and new messages are read from 0-0.
+    let channel = channels[0];
+    let owner = owner_of(channel);
+    let mut sub = bus.subscribe(channel).await.unwrap();
+    let ids = publish_range(&bus, channel, 0..3).await;
+    let got = read_n(sub.as_mut(), ids[0], 2, 10).await;
+    check(&got, &ids[1..], 1);
+    cluster.kill9(owner);
+    let started = Instant::now();
+    let read = sub.read(ids[2], BLOCK, 10).await;
+    assert!(read.is_err(), "read a killed master: {read:?}");
+    // block + connection + response timeout, plus slack.
+    assert!(started.elapsed() < BLOCK + 2 * TIMEOUT + Duration::from_secs(2));
+    cluster.restart(owner);
+    cluster.wait_ok(Duration::from_secs(30));
+    assert_eq!(read_ok(sub.as_mut(), ids[2]).await, Read::Gap);
+    let id = until("a publish", async || bus.publish(channel, b"y").await.ok()).await;
+    let got = read_n(sub.as_mut(), StreamId::ZERO, 1, 10).await;
+    check_one(&got, id, b"y");
 }
