@@ -155,7 +155,7 @@ async fn main() -> anyhow::Result<()> {
         TieredCache::<u64, Product>::builder("example:products")
             .l1(l1_capacity, layercache::EvictionPolicy::WTinyLfu)
             .l2_shared(Arc::clone(&l2))
-            .default_entry_options(options)
+            .default_entry_options(options.clone())
             .build()
     };
     // Clear what an earlier run left in a shared Redis.

@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 use crate::error::Error;
 use crate::key::{l2_key, CacheKey};
 use crate::options::EntryOptions;
-use crate::tiered::{SharedError, TieredCache, Unfilled};
+use crate::tiered::{Filled, L1Hit, SharedError, Slot, TieredCache};
 
 /// One batch of keys on its way to the batch loader.
 type Batch<'b, K, V> = Shared<BoxFuture<'b, Result<Arc<HashMap<K, V>>, SharedError>>>;
@@ -51,26 +51,27 @@ where
         Fut: Future<Output = Result<HashMap<K, V>, E>> + Send,
         E: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
     {
-        let opts = self.inner.defaults;
+        self.start_backplane();
+        let opts = self.inner.defaults.clone();
         let mut out = HashMap::with_capacity(keys.len());
         let mut missing = Vec::new();
         for key in keys {
-            let found = if opts.reads_l1() {
-                self.inner.l1.get(&key).await
-            } else {
-                None
-            };
-            match found {
-                Some(slot) => {
-                    self.inner.meters.hit_l1.increment(1);
-                    if let Some(v) = slot.value {
+            match self.l1_hit(&key) {
+                L1Hit::Hit(value) => {
+                    if let Some(v) = value {
                         out.insert(key, v);
                     }
                 }
-                None => missing.push(key),
+                L1Hit::Miss => missing.push(key),
+                L1Hit::Dead => {
+                    // Dropped, so the coalesced load below does not return it.
+                    self.inner.l1.invalidate(&key).await;
+                    missing.push(key);
+                }
             }
         }
-        self.l2_batch(&mut missing, &mut out, &opts).await;
+        let opts = &opts;
+        self.l2_batch(&mut missing, &mut out, opts).await;
         if missing.is_empty() {
             return Ok(out);
         }
@@ -91,6 +92,7 @@ where
             batch: None,
         }));
         let loader = &batch_loader;
+        let version = self.inner.co.version();
         let join = |key: K| {
             let mut guard = open.lock();
             guard.keys.push(key);
@@ -119,7 +121,7 @@ where
                 match loaded {
                     Ok(map) => {
                         self.inner.meters.load_ok.increment(1);
-                        self.l2_store_batch(&map, &opts).await;
+                        self.l2_store_batch(&map, version, opts).await;
                         Ok(Arc::new(map))
                     }
                     Err(e) => {
@@ -137,16 +139,25 @@ where
             let join = &join;
             let fill = {
                 let key = key.clone();
+                let k2 = l2_key(&self.inner.name, &key);
+                let ticket = self.inner.co.guard.ticket(&k2[..]);
                 async move {
-                    match join(key.clone()).await {
+                    Err::<Slot<V>, _>(match join(key.clone()).await {
                         Ok(map) => match map.get(&key) {
                             Some(v) => {
-                                Ok(self.l1_slot(Some(v.clone()), opts.effective_l1_ttl(), &opts))
+                                let slot = self.slot(
+                                    Some(v.clone()),
+                                    opts.effective_l1_ttl(),
+                                    version,
+                                    opts,
+                                );
+                                self.commit(ticket, key, slot.clone(), opts);
+                                Filled::Done(slot)
                             }
-                            None => Err(Unfilled::Absent),
+                            None => Filled::Absent,
                         },
-                        Err(e) => Err(Unfilled::Failed(e)),
-                    }
+                        Err(e) => Filled::Failed(e),
+                    })
                 }
             };
             let started = &started;
@@ -166,16 +177,16 @@ where
         })
         .await;
         for (key, result) in results {
-            match result {
-                Ok(slot) => {
-                    if let Some(v) = slot.value {
-                        out.insert(key, v);
-                    }
-                }
+            let value = match result {
+                Ok(slot) => slot.value,
                 Err(e) => match &*e {
-                    Unfilled::Failed(e) => return Err(Error::Loader(Arc::clone(e))),
-                    Unfilled::Absent => {}
+                    Filled::Done(slot) => slot.value.clone(),
+                    Filled::Failed(e) => return Err(Error::Loader(Arc::clone(e))),
+                    Filled::Absent => None,
                 },
+            };
+            if let Some(v) = value {
+                out.insert(key, v);
             }
         }
         Ok(out)
@@ -195,21 +206,27 @@ where
             .iter()
             .map(|k| l2_key(&self.inner.name, k))
             .collect();
+        let tickets: Vec<_> = k2s
+            .iter()
+            .map(|k2| self.inner.co.guard.ticket(&k2[..]))
+            .collect();
         let refs: Vec<&[u8]> = k2s.iter().map(Vec::as_slice).collect();
         let Ok(found) = l2.call("get_many", |t| t.get_many(&refs)).await else {
             return;
         };
         let mut still = Vec::with_capacity(missing.len());
-        for ((key, k2), bytes) in missing.drain(..).zip(&k2s).zip(found) {
+        for (((key, k2), bytes), ticket) in missing.drain(..).zip(&k2s).zip(found).zip(tickets) {
             let slot = match bytes {
                 Some(b) => self.settle(l2, k2, &b, opts).await,
                 None => None,
             };
             match slot {
                 Some(slot) => {
-                    if let Some(v) = self.promote(key.clone(), slot, opts).await {
-                        out.insert(key, v);
+                    self.inner.meters.hit_l2.increment(1);
+                    if let Some(v) = slot.value.clone() {
+                        out.insert(key.clone(), v);
                     }
+                    self.commit(ticket, key, slot, opts);
                 }
                 None => still.push(key),
             }
@@ -218,7 +235,12 @@ where
     }
 
     /// Writes a batch loader's values to L2 with one `set_many`.
-    async fn l2_store_batch(&self, map: &HashMap<K, V>, opts: &EntryOptions) {
+    async fn l2_store_batch(
+        &self,
+        map: &HashMap<K, V>,
+        version: layercache_tier::StreamId,
+        opts: &EntryOptions,
+    ) {
         let Some(l2) = self.inner.l2.as_ref().filter(|_| opts.writes_l2()) else {
             return;
         };
@@ -226,7 +248,7 @@ where
         let mut sealed = Vec::with_capacity(map.len());
         for (key, value) in map {
             let k2 = l2_key(&self.inner.name, key);
-            if let Ok(Some(bytes)) = self.seal(&k2, Some(value), ttl) {
+            if let Ok(Some(bytes)) = self.seal(&k2, Some(value), ttl, version, opts) {
                 sealed.push((k2, bytes));
             }
         }

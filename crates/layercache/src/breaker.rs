@@ -58,7 +58,15 @@ pub(crate) struct Guarded {
 }
 
 /// The ops [`Guarded::call`] is called with (the `op` label).
-const OPS: [&str; 5] = ["get", "set", "delete", "get_many", "set_many"];
+const OPS: [&str; 7] = [
+    "get",
+    "set",
+    "delete",
+    "get_many",
+    "set_many",
+    "add",
+    "compare_and_set",
+];
 
 impl Guarded {
     pub(crate) fn new(tier: Arc<dyn Tier>, config: BreakerConfig, cache: Arc<str>) -> Self {
@@ -159,6 +167,11 @@ impl Guarded {
     fn count_error(&self, op: &'static str, kind: &'static str) {
         metrics::counter!("layercache_l2_errors_total", "cache" => self.cache.to_string(), "tier" => self.tier.name(), "op" => op, "kind" => kind)
             .increment(1);
+    }
+
+    /// The tier (for what it supports; calls go through [`call`](Self::call)).
+    pub(crate) fn tier(&self) -> &dyn Tier {
+        &*self.tier
     }
 
     /// Whether the breaker is open now (for tests and metrics).

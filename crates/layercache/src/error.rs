@@ -20,6 +20,10 @@ pub enum Error {
     /// A key could not be encoded.
     #[error("could not encode the key: {0}")]
     Key(String),
+    /// An entry's tags are out of the envelope's limits (see
+    /// [`EntryOptions::tags`](crate::EntryOptions::tags)); nothing was done.
+    #[error("invalid tags: {0}")]
+    Tag(String),
     /// A write to L2 failed (`set` and `remove` report it; reads and loads do not).
     #[error(transparent)]
     Tier(#[from] TierError),

@@ -2,7 +2,8 @@
 
 use std::borrow::Cow;
 
-/// A key that can be written as bytes for L2 (after the cache's name prefix).
+/// A key that can be written as bytes for L2 (after the cache's name prefix), and read
+/// back from them (how a backplane message names the key to drop).
 ///
 /// Implemented for strings (their UTF-8), integers (decimal text, so other languages can
 /// build the same Redis keys) and byte vectors (as they are). Equal keys must encode
@@ -10,6 +11,18 @@ use std::borrow::Cow;
 pub trait CacheKey {
     /// Appends the key's bytes to `out`.
     fn encode_key(&self, out: &mut Vec<u8>);
+
+    /// The key whose [`encode_key`](Self::encode_key) bytes are `bytes`, or `None` if they
+    /// are not such a key. With a backplane, an instance that receives an invalidation of a
+    /// key it cannot decode drops its whole L1 (correct, but costly): implement it for your
+    /// own key types. Default: `None`.
+    fn decode_key(bytes: &[u8]) -> Option<Self>
+    where
+        Self: Sized,
+    {
+        let _ = bytes;
+        None
+    }
 }
 
 impl CacheKey for str {
@@ -22,11 +35,17 @@ impl CacheKey for String {
     fn encode_key(&self, out: &mut Vec<u8>) {
         self.as_str().encode_key(out);
     }
+    fn decode_key(bytes: &[u8]) -> Option<Self> {
+        String::from_utf8(bytes.to_vec()).ok()
+    }
 }
 
 impl CacheKey for Cow<'_, str> {
     fn encode_key(&self, out: &mut Vec<u8>) {
         self.as_ref().encode_key(out);
+    }
+    fn decode_key(bytes: &[u8]) -> Option<Self> {
+        String::from_utf8(bytes.to_vec()).ok().map(Cow::Owned)
     }
 }
 
@@ -39,6 +58,9 @@ impl CacheKey for [u8] {
 impl CacheKey for Vec<u8> {
     fn encode_key(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(self);
+    }
+    fn decode_key(bytes: &[u8]) -> Option<Self> {
+        Some(bytes.to_vec())
     }
 }
 
@@ -55,6 +77,13 @@ macro_rules! int_keys {
                 use std::io::Write;
                 let _ = write!(out, "{self}");
             }
+            fn decode_key(bytes: &[u8]) -> Option<Self> {
+                // Only the canonical decimal form `encode_key` writes (no `+`, no leading
+                // zeros), so one key has one encoding.
+                let text = std::str::from_utf8(bytes).ok()?;
+                let key: $t = text.parse().ok()?;
+                (key.to_string() == text).then_some(key)
+            }
         }
     )*};
 }
@@ -67,7 +96,10 @@ int_keys!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize);
 pub struct Json<T>(pub T);
 
 #[cfg(feature = "json")]
-impl<T: serde::Serialize> CacheKey for Json<T> {
+impl<T: serde::Serialize + serde::de::DeserializeOwned> CacheKey for Json<T> {
+    fn decode_key(bytes: &[u8]) -> Option<Self> {
+        serde_json::from_slice(bytes).ok().map(Json)
+    }
     fn encode_key(&self, out: &mut Vec<u8>) {
         // Serializing plain data into a Vec cannot fail except for maps with non-string
         // keys; such a key falls back to its error text, which stays deterministic.
@@ -99,21 +131,50 @@ mod tests {
         assert_eq!(l2_key("p", &vec![0u8, 255]), b"p:\x00\xff");
     }
 
+    fn back<K: CacheKey + PartialEq + std::fmt::Debug>(key: K) {
+        let mut bytes = Vec::new();
+        key.encode_key(&mut bytes);
+        assert_eq!(K::decode_key(&bytes), Some(key));
+    }
+
+    #[test]
+    fn keys_decode_from_what_they_encode_and_nothing_else() {
+        back(42u64);
+        back(-7i32);
+        back(u128::MAX);
+        back(String::from("sku-1"));
+        back(vec![0u8, 255]);
+        back(Cow::<str>::Owned("x".into()));
+        for bad in [
+            &b"+1"[..],
+            b"01",
+            b"1 ",
+            b"",
+            b"x",
+            b"99999999999999999999999",
+        ] {
+            assert_eq!(u64::decode_key(bad), None, "{bad:?}");
+        }
+        assert_eq!(i32::decode_key(b"-0"), None);
+        assert_eq!(String::decode_key(&[0xff]), None);
+    }
+
     #[cfg(feature = "json")]
     #[test]
     fn json_keys_are_compact_json() {
-        assert_eq!(l2_key("p", &Json((1, "a"))), br#"p:[1,"a"]"#);
-        #[derive(serde::Serialize)]
+        back(Json((1, String::from("a"))));
+        assert_eq!(l2_key("p", &Json((1, String::from("a")))), br#"p:[1,"a"]"#);
+        #[derive(serde::Serialize, serde::Deserialize)]
         struct Sku {
             shop: u32,
-            code: &'static str,
+            code: String,
         }
         assert_eq!(
             l2_key(
                 "p",
                 &Json(Sku {
                     shop: 3,
-                    code: "x-1"
+                    code: "x-1".into()
                 })
             ),
             br#"p:{"shop":3,"code":"x-1"}"#

@@ -37,12 +37,16 @@
 
 mod batch;
 mod breaker;
+mod builder;
 pub mod clock;
 mod codec;
+mod coherence;
 pub mod envelope;
-pub mod message;
 mod error;
+mod invalidate;
 mod key;
+mod l2;
+pub mod message;
 mod meters;
 mod options;
 mod tiered;
@@ -60,6 +64,7 @@ pub use key::CacheKey;
 pub use key::Json;
 pub use layercache_memory as memory;
 
+pub use builder::TieredCacheBuilder;
 /// The embedded persistent tier (feature `disk`, on by default): [`disk::DiskTier`].
 #[cfg(feature = "disk")]
 pub use layercache_disk as disk;
@@ -68,9 +73,9 @@ pub use layercache_memory::EvictionPolicy;
 /// [`redis::RedisTier`].
 #[cfg(feature = "redis")]
 pub use layercache_redis as redis;
-pub use layercache_tier::{Tier, TierError, TierFuture};
+pub use layercache_tier::{Backplane, StreamId, Subscription, Tier, TierError, TierFuture};
 pub use options::EntryOptions;
-pub use tiered::{SharedError, TieredCache, TieredCacheBuilder};
+pub use tiered::{SharedError, TieredCache};
 
 /// The README's Rust examples, compiled (and run unless marked `no_run`) as doctests; they
 /// use both tiers, so only with the `disk` and `redis` features (the default).

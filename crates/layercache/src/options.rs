@@ -1,5 +1,6 @@
 //! [`EntryOptions`]: how long an entry lives in each tier, and which tiers it touches.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Per-entry settings of a [`TieredCache`](crate::TieredCache) write or load; the cache's
@@ -16,9 +17,10 @@ use std::time::Duration;
 ///     .skip_l2_write();                     // this value stays in this process
 /// assert_eq!(opts.effective_l1_ttl(), Some(Duration::from_secs(30)));
 /// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[must_use]
 pub struct EntryOptions {
+    tags: Option<Arc<[Arc<str>]>>,
     ttl: Option<Duration>,
     l1_ttl: Option<Duration>,
     negative_ttl: Option<Duration>,
@@ -77,6 +79,43 @@ impl EntryOptions {
     pub fn skip_l2_write(mut self) -> Self {
         self.skip_l2_write = true;
         self
+    }
+
+    /// The entry's tags: [`TieredCache::invalidate_tag`](crate::TieredCache::invalidate_tag)
+    /// of any of them makes it a miss, on every instance and in L2. Each tag is 1 to
+    /// [`MAX_TAG_LEN`](crate::envelope::MAX_TAG_LEN) bytes, at most
+    /// [`MAX_TAGS`](crate::envelope::MAX_TAGS) per entry; writes and loads with other tags
+    /// fail with [`Error::Tag`](crate::Error::Tag) before doing anything. Duplicates are
+    /// kept once. Default: none. Cloning the options shares the list.
+    ///
+    /// ```
+    /// use layercache::EntryOptions;
+    /// let opts = EntryOptions::new().tags(["shop:3", "category:lamps"]);
+    /// assert_eq!(opts.tag_list().len(), 2);
+    /// ```
+    pub fn tags<I, T>(mut self, tags: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<Arc<str>>,
+    {
+        let mut list: Vec<Arc<str>> = Vec::new();
+        for t in tags {
+            let t = t.into();
+            if !list.contains(&t) {
+                list.push(t);
+            }
+        }
+        self.tags = (!list.is_empty()).then(|| list.into());
+        self
+    }
+
+    /// The entry's tags (see [`tags`](Self::tags)).
+    pub fn tag_list(&self) -> &[Arc<str>] {
+        self.tags.as_deref().unwrap_or(&[])
+    }
+
+    pub(crate) fn shared_tags(&self) -> Option<&Arc<[Arc<str>]>> {
+        self.tags.as_ref()
     }
 
     /// The L2 lifetime.

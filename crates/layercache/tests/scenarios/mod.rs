@@ -204,8 +204,20 @@ impl Probe {
             get_manys_done: Counter::default(),
         }
     }
+    /// Counts a call on `keys` (not if they are all the cache's own metadata keys, the
+    /// tag and clear versions under `name:\0`), and fails it while down.
+    fn check_keys(&self, keys: &[&[u8]]) -> Result<(), TierError> {
+        let metadata = |k: &&[u8]| k.windows(2).any(|w| w == b":\0");
+        if keys.is_empty() || !keys.iter().all(metadata) {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+        }
+        self.fail_if_down()
+    }
     fn check(&self) -> Result<(), TierError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        self.fail_if_down()
+    }
+    fn fail_if_down(&self) -> Result<(), TierError> {
         if self.down.load(Ordering::SeqCst) {
             Err(TierError::backend("probe", std::io::Error::other("down")))
         } else {
@@ -228,7 +240,7 @@ impl Tier for Probe {
     }
     fn get<'a>(&'a self, key: &'a [u8]) -> TierFuture<'a, Option<Vec<u8>>> {
         Box::pin(async move {
-            self.check()?;
+            self.check_keys(&[key])?;
             self.inner.get(key).await
         })
     }
@@ -239,8 +251,34 @@ impl Tier for Probe {
         ttl: Option<Duration>,
     ) -> TierFuture<'a, ()> {
         Box::pin(async move {
-            self.check()?;
+            self.check_keys(&[key])?;
             self.inner.set(key, value, ttl).await
+        })
+    }
+    fn supports_conditional_writes(&self) -> bool {
+        self.inner.supports_conditional_writes()
+    }
+    fn add<'a>(
+        &'a self,
+        key: &'a [u8],
+        value: &'a [u8],
+        ttl: Option<Duration>,
+    ) -> TierFuture<'a, bool> {
+        Box::pin(async move {
+            self.check_keys(&[key])?;
+            self.inner.add(key, value, ttl).await
+        })
+    }
+    fn compare_and_set<'a>(
+        &'a self,
+        key: &'a [u8],
+        expected: &'a [u8],
+        value: &'a [u8],
+        ttl: Option<Duration>,
+    ) -> TierFuture<'a, bool> {
+        Box::pin(async move {
+            self.check_keys(&[key])?;
+            self.inner.compare_and_set(key, expected, value, ttl).await
         })
     }
     fn delete<'a>(&'a self, key: &'a [u8]) -> TierFuture<'a, ()> {
@@ -251,7 +289,7 @@ impl Tier for Probe {
     }
     fn get_many<'a>(&'a self, keys: &'a [&'a [u8]]) -> TierFuture<'a, Vec<Option<Vec<u8>>>> {
         Box::pin(async move {
-            let out = match self.check() {
+            let out = match self.check_keys(keys) {
                 Ok(()) => self.inner.get_many(keys).await,
                 Err(e) => Err(e),
             };

@@ -61,7 +61,8 @@ pub(crate) async fn set_with_follows_its_options<B: Backend>(backend: &B) {
     a.set_with(4, "shared".into(), &defaults().skip_l1_write())
         .await
         .unwrap();
-    assert_eq!(a.l1_entry_count(), in_l1, "skip_l1_write: not in L1");
+    // Not added to L1 (the count may also drop: the write purges expired entries it meets).
+    assert!(a.l1_entry_count() <= in_l1, "skip_l1_write: not in L1");
     backend.assert_ttl(b"sw:4", Some(TTL)).await;
     let calls = env.calls();
     assert_eq!(a.get(&4).await.unwrap().as_deref(), Some("shared"));
