@@ -64,6 +64,13 @@
 //!   file); after a crash redb first walks the whole file to repair it (243 ms for that file,
 //!   page cache warm: plan on reading the file once). Reopening with a smaller `max_bytes`
 //!   evicts down to it before `open` returns.
+//! - **Conditional writes.** [`add`](Tier::add) and
+//!   [`compare_and_set`](Tier::compare_and_set) read the key and write in one write
+//!   transaction (writes are serialised): atomic, and durable as any write. An expired or
+//!   corrupt record counts as absent (so `add` stores over it and `compare_and_set` does not
+//!   match it); the comparison is byte for byte; the new TTL replaces the old (`None`: no
+//!   expiry). A new value larger than the bound is not stored (`false`), and the value it
+//!   would have replaced is deleted, as for `set`.
 //! - **Concurrency.** Reads run in parallel with each other and with writes (each read sees a
 //!   snapshot); writes are serialised. One [`DiskTier`] per directory: the file is locked,
 //!   and a second open fails with [`Error::AlreadyOpen`].
@@ -364,6 +371,47 @@ impl Tier for DiskTier {
     fn delete<'a>(&'a self, key: &'a [u8]) -> TierFuture<'a, ()> {
         let key = key.to_vec();
         Box::pin(async move { self.blocking(move |s| s.delete(&key)).await })
+    }
+
+    fn supports_conditional_writes(&self) -> bool {
+        true
+    }
+
+    /// One write transaction reads the key and stores only if it holds no live value (an
+    /// expired or corrupt record counts as none).
+    fn add<'a>(
+        &'a self,
+        key: &'a [u8],
+        value: &'a [u8],
+        ttl: Option<Duration>,
+    ) -> TierFuture<'a, bool> {
+        let (key, record) = (key.to_vec(), record::unsealed(value));
+        Box::pin(async move {
+            self.blocking(move |s| {
+                s.set_if(key, record, |now| expiry_ms(now, ttl), |v| v.is_none())
+            })
+            .await
+        })
+    }
+
+    /// One write transaction reads the key and stores only if its live value is `expected`,
+    /// byte for byte (an expired or corrupt record matches nothing).
+    fn compare_and_set<'a>(
+        &'a self,
+        key: &'a [u8],
+        expected: &'a [u8],
+        value: &'a [u8],
+        ttl: Option<Duration>,
+    ) -> TierFuture<'a, bool> {
+        let (key, record) = (key.to_vec(), record::unsealed(value));
+        let expected = expected.to_vec();
+        Box::pin(async move {
+            self.blocking(move |s| {
+                let holds = |v: Option<&[u8]>| v == Some(expected.as_slice());
+                s.set_if(key, record, |now| expiry_ms(now, ttl), holds)
+            })
+            .await
+        })
     }
 
     /// All keys are read in one read transaction (one consistent snapshot).

@@ -210,6 +210,27 @@ impl Store {
         })
     }
 
+    /// Stores `record` (built by `record::unsealed`) under `key` with `expiry` if `holds`
+    /// says yes to the key's live value now (`None` if absent, expired or corrupt), all in
+    /// one write transaction (writes are serialised, so nothing comes in between); whether it
+    /// stored. An entry larger than the bound is not stored (false), and the value it
+    /// would have replaced is deleted, as `set_many` does.
+    pub(crate) fn set_if(
+        &self,
+        key: Vec<u8>,
+        record: Vec<u8>,
+        expiry: impl Fn(u64) -> u64,
+        holds: impl FnOnce(Option<&[u8]>) -> bool,
+    ) -> Result<bool, Error> {
+        self.write(false, |tx| {
+            if !tx.live_value_is(&key, holds)? {
+                return Ok(false);
+            }
+            let expiry = expiry(tx.now);
+            tx.set(&key, record, expiry)
+        })
+    }
+
     /// Deletes `key` (absent is fine).
     pub(crate) fn delete(&self, key: &[u8]) -> Result<(), Error> {
         self.write(false, |tx| tx.remove_key(key).map(drop))
@@ -425,6 +446,21 @@ impl<'t> Tx<'t> {
         self.counters.used += charge;
         self.counters.entries += 1;
         Ok(true)
+    }
+
+    /// `holds` of the live value of `key` (`None` if absent, expired or corrupt).
+    fn live_value_is(
+        &self,
+        key: &[u8],
+        holds: impl FnOnce(Option<&[u8]>) -> bool,
+    ) -> StoreResult<bool> {
+        let Some(guard) = self.records.get(key)? else {
+            return Ok(holds(None));
+        };
+        Ok(match record::decode(key, guard.value()) {
+            Some((h, payload)) if !h.is_expired(self.now) => holds(Some(payload)),
+            _ => holds(None),
+        })
     }
 
     /// Removes the record of `key` and its index entries; returns whether there was one.

@@ -2,6 +2,7 @@
 //! child process).
 
 mod bound;
+mod conditional;
 mod crash;
 mod records;
 mod restart;
