@@ -189,6 +189,14 @@ where
         self.inner.co.l1_trusted()
     }
 
+    /// The newest backplane position this instance has applied or published (see
+    /// [`StreamId`]): every message up to it has been applied here. `StreamId::ZERO` until
+    /// the subscriber first connects; without a backplane, this instance's own clock of tag
+    /// and clear versions. For tests and dashboards (compare it with the stream's last id).
+    pub fn backplane_version(&self) -> StreamId {
+        self.inner.co.version()
+    }
+
     /// Starts the backplane's subscriber if it has not started (it needs a Tokio runtime,
     /// which `build` may not have had).
     pub(crate) fn start_backplane(&self) {
