@@ -414,6 +414,20 @@ impl Tier for DiskTier {
         })
     }
 
+    /// One write transaction reads the key and deletes it only if its live value is
+    /// `expected`, byte for byte.
+    fn compare_and_delete<'a>(
+        &'a self,
+        key: &'a [u8],
+        expected: &'a [u8],
+    ) -> TierFuture<'a, bool> {
+        let (key, expected) = (key.to_vec(), expected.to_vec());
+        Box::pin(async move {
+            self.blocking(move |s| s.delete_if(&key, |v| v == Some(expected.as_slice())))
+                .await
+        })
+    }
+
     /// All keys are read in one read transaction (one consistent snapshot).
     fn get_many<'a>(&'a self, keys: &'a [&'a [u8]]) -> TierFuture<'a, Vec<Option<Vec<u8>>>> {
         let keys: Vec<Vec<u8>> = keys.iter().map(|k| k.to_vec()).collect();

@@ -231,6 +231,21 @@ impl Store {
         })
     }
 
+    /// Deletes `key` if `holds` says yes to its live value now (`None` if absent, expired
+    /// or corrupt), in one write transaction; whether it deleted.
+    pub(crate) fn delete_if(
+        &self,
+        key: &[u8],
+        holds: impl FnOnce(Option<&[u8]>) -> bool,
+    ) -> Result<bool, Error> {
+        self.write(false, |tx| {
+            if !tx.live_value_is(key, holds)? {
+                return Ok(false);
+            }
+            tx.remove_key(key).map(|_| true)
+        })
+    }
+
     /// Deletes `key` (absent is fine).
     pub(crate) fn delete(&self, key: &[u8]) -> Result<(), Error> {
         self.write(false, |tx| tx.remove_key(key).map(drop))

@@ -62,6 +62,18 @@ return 0
 /// [`CAS_LUA`], with its SHA-1 computed once.
 static CAS_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(CAS_LUA));
 
+/// `compare_and_delete`: `KEYS[1]` the key, `ARGV[1]` the expected bytes.
+const CAD_LUA: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+";
+
+/// [`CAD_LUA`], with its SHA-1 computed once.
+static CAD_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(CAD_LUA));
+
 /// A Redis server or Redis Cluster as a [`Tier`] (see the [crate docs](crate) for the
 /// commands, timeouts and reconnection).
 ///
@@ -371,6 +383,23 @@ impl Tier for RedisTier {
             }
             .map_err(backend)?;
             Ok(replaced == 1)
+        })
+    }
+
+    fn compare_and_delete<'a>(
+        &'a self,
+        key: &'a [u8],
+        expected: &'a [u8],
+    ) -> TierFuture<'a, bool> {
+        self.call(async move {
+            let mut invocation = CAD_SCRIPT.key(key);
+            invocation.arg(expected);
+            let deleted: i64 = match &self.conn {
+                Conn::Single(manager) => invocation.invoke_async(&mut manager.clone()).await,
+                Conn::Cluster(cluster) => invocation.invoke_async(&mut cluster.clone()).await,
+            }
+            .map_err(backend)?;
+            Ok(deleted == 1)
         })
     }
 

@@ -128,6 +128,17 @@ async fn conditional_writes(
         .await
         .unwrap());
     assert_eq!(tier.get(&k).await.unwrap(), Some(vec![0u8; 1000]));
+
+    // compare_and_delete: only an exact match goes; an absent key is false.
+    let k = key("cad");
+    tier.set(&k, b"mine", None).await.unwrap();
+    for wrong in [&b"min"[..], b"mine\0", b"MINE", b""] {
+        assert!(!tier.compare_and_delete(&k, wrong).await.unwrap());
+    }
+    assert_eq!(tier.get(&k).await.unwrap().as_deref(), Some(&b"mine"[..]));
+    assert!(tier.compare_and_delete(&k, b"mine").await.unwrap());
+    assert_eq!(tier.get(&k).await.unwrap(), None);
+    assert!(!tier.compare_and_delete(&k, b"mine").await.unwrap());
 }
 
 #[tokio::test]

@@ -41,8 +41,8 @@ pub trait Tier: Send + Sync + 'static {
     /// [`TierError`] if the delete may not have happened.
     fn delete<'a>(&'a self, key: &'a [u8]) -> TierFuture<'a, ()>;
 
-    /// Whether [`add`](Self::add) and [`compare_and_set`](Self::compare_and_set) are
-    /// implemented (atomically). Default: `false`. The front crate uses them for *leases*
+    /// Whether [`add`](Self::add), [`compare_and_set`](Self::compare_and_set) and
+    /// [`compare_and_delete`](Self::compare_and_delete) are implemented (atomically). Default: `false`. The front crate uses them for *leases*
     /// (see below) where they are, and plain [`set`](Self::set) where they are not.
     fn supports_conditional_writes(&self) -> bool {
         false
@@ -92,6 +92,26 @@ pub trait Tier: Send + Sync + 'static {
             Err(TierError::Unsupported {
                 tier: self.name(),
                 op: "compare_and_set",
+            })
+        })
+    }
+
+    /// Deletes `key` only if it holds exactly the bytes `expected` now; whether it deleted.
+    /// Atomic with respect to every other call on the key (how a fill gives its lease back
+    /// without removing a value someone else wrote meanwhile).
+    ///
+    /// # Errors
+    /// [`TierError::Unsupported`] by default; [`TierError`] if the backend could not be asked.
+    fn compare_and_delete<'a>(
+        &'a self,
+        key: &'a [u8],
+        expected: &'a [u8],
+    ) -> TierFuture<'a, bool> {
+        let _ = (key, expected);
+        Box::pin(async move {
+            Err(TierError::Unsupported {
+                tier: self.name(),
+                op: "compare_and_delete",
             })
         })
     }

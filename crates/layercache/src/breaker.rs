@@ -58,7 +58,7 @@ pub(crate) struct Guarded {
 }
 
 /// The ops [`Guarded::call`] is called with (the `op` label).
-const OPS: [&str; 7] = [
+const OPS: [&str; 8] = [
     "get",
     "set",
     "delete",
@@ -66,6 +66,7 @@ const OPS: [&str; 7] = [
     "set_many",
     "add",
     "compare_and_set",
+    "compare_and_delete",
 ];
 
 impl Guarded {

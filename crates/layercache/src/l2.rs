@@ -373,19 +373,14 @@ where
         }
     }
 
-    /// Gives a lease back (the fill stores nothing): deletes the marker if it is still ours.
+    /// Gives a lease back (the fill stores nothing): deletes the marker if it is still ours
+    /// (a plain delete could remove a value someone wrote meanwhile).
     pub(crate) async fn release(&self, k2: &[u8], lease: Lease) {
         let (Lease::Held(marker), Some(l2)) = (lease, self.inner.l2.as_ref()) else {
             return;
         };
-        // A compare-and-set to an already expired envelope would also do; a plain delete
-        // could remove a newer value, so only our own marker goes, by letting it expire
-        // at once.
-        let expired = envelope::encode(k2, None, 0, Some(1), usize::MAX);
         let _ = l2
-            .call("compare_and_set", |t| {
-                t.compare_and_set(k2, &marker, &expired, Some(Duration::from_millis(1)))
-            })
+            .call("compare_and_delete", |t| t.compare_and_delete(k2, &marker))
             .await;
     }
 

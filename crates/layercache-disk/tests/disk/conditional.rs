@@ -169,6 +169,15 @@ async fn compare_and_set_compares_binary_bytes_exactly() {
         .await
         .unwrap());
     assert_eq!(tier.get(key).await.unwrap(), Some(vec![0u8; 1000]));
+
+    // compare_and_delete: only an exact match goes; an absent key is false.
+    for wrong in [&[0u8; 999][..], &[0u8; 1001], b""] {
+        assert!(!tier.compare_and_delete(key, wrong).await.unwrap());
+    }
+    assert!(tier.get(key).await.unwrap().is_some());
+    assert!(tier.compare_and_delete(key, &[0u8; 1000]).await.unwrap());
+    assert_eq!(tier.get(key).await.unwrap(), None);
+    assert!(!tier.compare_and_delete(key, &[0u8; 1000]).await.unwrap());
 }
 
 #[tokio::test]
