@@ -416,11 +416,7 @@ impl Tier for DiskTier {
 
     /// One write transaction reads the key and deletes it only if its live value is
     /// `expected`, byte for byte.
-    fn compare_and_delete<'a>(
-        &'a self,
-        key: &'a [u8],
-        expected: &'a [u8],
-    ) -> TierFuture<'a, bool> {
+    fn compare_and_delete<'a>(&'a self, key: &'a [u8], expected: &'a [u8]) -> TierFuture<'a, bool> {
         let (key, expected) = (key.to_vec(), expected.to_vec());
         Box::pin(async move {
             self.blocking(move |s| s.delete_if(&key, |v| v == Some(expected.as_slice())))

@@ -386,11 +386,7 @@ impl Tier for RedisTier {
         })
     }
 
-    fn compare_and_delete<'a>(
-        &'a self,
-        key: &'a [u8],
-        expected: &'a [u8],
-    ) -> TierFuture<'a, bool> {
+    fn compare_and_delete<'a>(&'a self, key: &'a [u8], expected: &'a [u8]) -> TierFuture<'a, bool> {
         self.call(async move {
             let mut invocation = CAD_SCRIPT.key(key);
             invocation.arg(expected);

@@ -102,11 +102,7 @@ pub trait Tier: Send + Sync + 'static {
     ///
     /// # Errors
     /// [`TierError::Unsupported`] by default; [`TierError`] if the backend could not be asked.
-    fn compare_and_delete<'a>(
-        &'a self,
-        key: &'a [u8],
-        expected: &'a [u8],
-    ) -> TierFuture<'a, bool> {
+    fn compare_and_delete<'a>(&'a self, key: &'a [u8], expected: &'a [u8]) -> TierFuture<'a, bool> {
         let _ = (key, expected);
         Box::pin(async move {
             Err(TierError::Unsupported {

@@ -281,11 +281,7 @@ impl Tier for Probe {
             self.inner.compare_and_set(key, expected, value, ttl).await
         })
     }
-    fn compare_and_delete<'a>(
-        &'a self,
-        key: &'a [u8],
-        expected: &'a [u8],
-    ) -> TierFuture<'a, bool> {
+    fn compare_and_delete<'a>(&'a self, key: &'a [u8], expected: &'a [u8]) -> TierFuture<'a, bool> {
         Box::pin(async move {
             self.check_keys(&[key])?;
             self.inner.compare_and_delete(key, expected).await
