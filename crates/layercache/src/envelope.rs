@@ -482,6 +482,13 @@ mod tests {
         out
     }
 
+    fn with_tags(tags: &[Arc<str>]) -> Meta<'_> {
+        Meta {
+            tags,
+            ..Meta::default()
+        }
+    }
+
     /// `record` (version 2) with its checksum recomputed.
     fn reseal(mut record: Vec<u8>) -> Vec<u8> {
         let crc = v2_crc(&record);
@@ -522,10 +529,7 @@ mod tests {
         );
         let e = encode(b"k", None, 1, None, 0);
         assert_eq!(decode(b"k", &e, 10).unwrap().payload, None);
-        let meta = Meta {
-            tags: &t,
-            ..Meta::default()
-        };
+        let meta = with_tags(&t);
         let e = encode_with(b"k", None, &meta, 0);
         let d = decode(b"k", &e, 0).unwrap();
         assert_eq!((d.payload, d.tags.len()), (None, 3));
@@ -537,10 +541,7 @@ mod tests {
             .map(|i| Arc::from(format!("{i:0>width$}", width = MAX_TAG_LEN)))
             .collect();
         assert_eq!(check_tags(&t), Ok(()));
-        let meta = Meta {
-            tags: &t,
-            ..Meta::default()
-        };
+        let meta = with_tags(&t);
         let e = encode_with(b"k", Some(b"v"), &meta, 0);
         assert_eq!(e.len(), HEADER_LEN + MAX_TAGS * (1 + MAX_TAG_LEN) + 1);
         let d = decode(b"k", &e, 10).unwrap();
@@ -573,10 +574,7 @@ mod tests {
     #[should_panic(expected = "over the limit of 64")]
     fn encode_with_panics_on_too_many_tags() {
         let t = tags(&["a"; MAX_TAGS + 1]);
-        let meta = Meta {
-            tags: &t,
-            ..Meta::default()
-        };
+        let meta = with_tags(&t);
         encode_with(b"k", None, &meta, 0);
     }
 
@@ -658,10 +656,7 @@ mod tests {
     #[test]
     fn a_malformed_tag_section_under_a_valid_checksum_is_rejected() {
         let t = tags(&["ab", "c"]);
-        let meta = Meta {
-            tags: &t,
-            ..Meta::default()
-        };
+        let meta = with_tags(&t);
         let e = encode_with(b"k", Some(b"v"), &meta, 0);
         assert_eq!(e[40], 2);
         assert_eq!(&e[HEADER_LEN..HEADER_LEN + 5], b"\x02ab\x01c");
@@ -677,10 +672,7 @@ mod tests {
         assert_eq!(with(40, MAX_TAGS as u8 + 1), Err(DecodeError::Tags));
         // One tag over the limit, the section otherwise well formed.
         let most = vec![Arc::<str>::from("t"); MAX_TAGS];
-        let meta = Meta {
-            tags: &most,
-            ..Meta::default()
-        };
+        let meta = with_tags(&most);
         let mut m = encode_with(b"k", None, &meta, 0);
         m.extend_from_slice(b"\x01u");
         m[40] += 1;
