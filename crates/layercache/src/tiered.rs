@@ -20,8 +20,6 @@ use crate::message::Action;
 use crate::meters::Meters;
 use crate::options::EntryOptions;
 
-#[allow(unused_imports)]
-use crate::{BreakerConfig, TieredCacheBuilder};
 
 /// A boxed error from a loader, shared by every caller of one load.
 pub type SharedError = Arc<dyn std::error::Error + Send + Sync>;
@@ -81,16 +79,16 @@ pub(crate) enum Filled<V> {
 }
 
 /// A multi-level cache: an in-process L1 ([`layercache_memory`]) over an optional shared
-/// L2 [`Tier`] (Redis, the embedded disk tier, ...), with loads coalesced per key.
+/// L2 [`Tier`](crate::Tier) (Redis, the embedded disk tier, ...), with loads coalesced per key.
 ///
 /// A read looks in L1, then in L2 (a value found there is *promoted* into L1 with its
 /// remaining lifetime), then, for the `get_or_load` family, asks the loader, once per key
 /// per process however many callers ask at the same moment, and writes what it returns to
-/// both tiers. Values reach L2 through the [`Codec`] inside a versioned
+/// both tiers. Values reach L2 through the [`Codec`](crate::Codec) inside a versioned
 /// [envelope](crate::envelope); anything in L2 that does not decode is a miss, is deleted,
 /// and is counted (`layercache_decode_failures_total`).
 ///
-/// L2 calls have a deadline and sit behind a circuit breaker ([`BreakerConfig`]): while
+/// L2 calls have a deadline and sit behind a circuit breaker ([`BreakerConfig`](crate::BreakerConfig)): while
 /// L2 is sick, reads fall through to the loader and writes to L2 are skipped, so
 /// `get_or_load` fails only when its loader fails.
 ///
@@ -104,14 +102,14 @@ pub(crate) enum Filled<V> {
 /// - `layercache_loads_total{outcome="ok"|"absent"|"error"}`: loader runs (a batch loader's
 ///   call is one);
 /// - `layercache_load_seconds` (histogram): how long each loader run took, on tokio's clock;
-/// - `layercache_l2_errors_total{tier,op,kind}`: failed L2 calls, `tier` the [`Tier`]'s name,
+/// - `layercache_l2_errors_total{tier,op,kind}`: failed L2 calls, `tier` the [`Tier`](crate::Tier)'s name,
 ///   `op` one of `get`, `set`, `delete`, `get_many`, `set_many`, and `kind` `backend`,
 ///   `timeout` or `circuit_open` (refused without calling the tier);
 /// - `layercache_decode_failures_total{reason}`: L2 entries that did not decode, by
 ///   [`DecodeError::reason`](crate::envelope::DecodeError::reason), or `codec` when the
 ///   envelope was sound but the codec rejected its payload;
 /// - `layercache_l2_writes_skipped_total{reason="oversized"|"l2_error"}`: values not stored in
-///   L2, over [`max_payload`](TieredCacheBuilder::max_payload) or because the write failed;
+///   L2, over [`max_payload`](crate::TieredCacheBuilder::max_payload) or because the write failed;
 /// - `layercache_l2_breaker_open{tier}` (gauge): 1 while the breaker is open or half-open,
 ///   else 0.
 ///
@@ -144,7 +142,7 @@ impl<K, V> Clone for TieredCache<K, V> {
 
 pub(crate) struct Inner<K, V> {
     pub(crate) co: Arc<Coherence>,
-    /// See [`TieredCacheBuilder::lease_ttl`].
+    /// See [`TieredCacheBuilder::lease_ttl`](crate::TieredCacheBuilder::lease_ttl).
     pub(crate) lease_ttl: Duration,
     pub(crate) name: Arc<str>,
     pub(crate) l1: L1<K, Slot<V>>,

@@ -168,6 +168,7 @@ impl Coherence {
             self.enqueue(action, subject);
             return None;
         }
+        let (action, subject) = sendable(action, subject);
         let bytes = message::encode(&Message {
             action,
             source: self.instance,
@@ -195,6 +196,7 @@ impl Coherence {
     }
 
     fn enqueue(&self, action: Action, subject: &[u8]) {
+        let (action, subject) = sendable(action, subject);
         let mut outbox = self.outbox.lock();
         outbox.push(action, subject);
         self.meters.queue_depth.set(outbox.len() as f64);
@@ -214,5 +216,34 @@ impl Coherence {
         let now = StreamId::new(self.clock.epoch_ms(), 0);
         *latest = next.max(now);
         *latest
+    }
+}
+
+/// The message that can carry an invalidation of `subject`: itself, or a clear of the cache
+/// when the subject is over [`message::MAX_SUBJECT`] (a key that long cannot be named in
+/// a message; dropping every L1 is the correct, costly reading).
+fn sendable(action: Action, subject: &[u8]) -> (Action, &[u8]) {
+    let probe = Message {
+        action,
+        source: 0,
+        subject: subject.into(),
+    };
+    if probe.check().is_ok() {
+        (action, subject)
+    } else {
+        (Action::Clear, &[])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_subject_too_long_for_a_message_becomes_a_clear() {
+        let long = vec![b'k'; message::MAX_SUBJECT + 1];
+        assert_eq!(sendable(Action::Remove, &long), (Action::Clear, &[][..]));
+        assert_eq!(sendable(Action::Remove, b"k"), (Action::Remove, &b"k"[..]));
+        assert_eq!(sendable(Action::Tag, &[0xff]), (Action::Clear, &[][..]));
     }
 }
