@@ -92,7 +92,8 @@ struct Reader {
     cursor: Option<StreamId>,
     /// When the stream last vouched for L1 (the send time of the last read that returned).
     heard: Instant,
-    /// When L1 stopped being trusted, if it is not.
+    /// When L1 stopped being served because of a fault (silence past `max_staleness`, a
+    /// gap), if it is not served now; `None` before the first catch-up.
     distrusted_at: Option<Instant>,
     failures: u32,
 }
@@ -119,7 +120,7 @@ pub(crate) fn start(co: &Arc<Coherence>, sink: Weak<dyn Sink>) -> bool {
         sub: None,
         cursor: None,
         heard: Instant::now(),
-        distrusted_at: Some(Instant::now()),
+        distrusted_at: None,
         failures: 0,
     };
     let span = tracing::info_span!("layercache.backplane", cache = %co.name);
@@ -135,6 +136,7 @@ impl Reader {
                 return;
             }
             let deadline = self.heard + co.config.max_staleness;
+            let mut silent_since = None;
             let ok = {
                 let round = self.round();
                 tokio::pin!(round);
@@ -145,28 +147,33 @@ impl Reader {
                         () = tokio::time::sleep_until(deadline), if co.l1_trusted() => {
                             tracing::warn!(cache = %co.name, "backplane silent for max_staleness; L1 is bypassed until it is back");
                             co.set_trusted(false);
+                            silent_since = Some(deadline);
                         }
                     }
                 }
             };
+            if let Some(at) = silent_since {
+                self.distrusted_at.get_or_insert(at);
+            }
             self.after(ok).await;
         }
     }
 
+    /// Stops serving L1 (a gap, or silence noticed after a round), counting the time from
+    /// now until it is served again.
     fn distrust(&mut self) {
         if self.co.l1_trusted() {
             self.co.set_trusted(false);
+            self.distrusted_at.get_or_insert_with(Instant::now);
         }
-        self.distrusted_at.get_or_insert_with(Instant::now);
     }
 
     /// Records a round's outcome; after a failure, waits (within the round's bound).
     async fn after(&mut self, ok: bool) {
-        if self.co.l1_trusted() && self.heard + self.co.config.max_staleness <= Instant::now() {
-            self.distrust();
-        }
-        if !self.co.l1_trusted() {
-            self.distrusted_at.get_or_insert_with(Instant::now);
+        let deadline = self.heard + self.co.config.max_staleness;
+        if self.co.l1_trusted() && deadline <= Instant::now() {
+            self.co.set_trusted(false);
+            self.distrusted_at.get_or_insert(deadline);
         }
         if ok {
             self.failures = 0;
@@ -256,6 +263,7 @@ impl Reader {
                 return None;
             }
         };
+        co.meters.published.increment(1);
         co.tags.forget();
         if let Some(sink) = self.sink.upgrade() {
             co.meters.l1_clears.increment(1);
@@ -336,7 +344,11 @@ impl Reader {
                 co.tags.raise_clear(id);
                 sink.drop_all();
             }
-            Action::Hello => {}
+            Action::Hello => {
+                // Another instance announcing itself: nothing to apply.
+                co.advance(id);
+                return;
+            }
         }
         co.advance(id);
         co.meters.applied.increment(1);
