@@ -242,3 +242,54 @@ async fn the_injected_clock_stamps_envelopes_and_times_both_tiers() {
         "the tier still holds the bytes: the misses are the envelope check's"
     );
 }
+
+/// Without a backplane nothing tells an instance that another one invalidated a tag or
+/// cleared the cache, so versions read from L2 are trusted for `max_staleness` only, then
+/// read again; and an entry's version is the writer's wall clock, so what an instance
+/// writes after another's invalidation is live for both.
+#[tokio::test]
+async fn without_a_backplane_tag_versions_are_read_again_after_max_staleness() {
+    let clock = ManualTieredClock::new();
+    let (tier, _dir) = disk(Some(&clock));
+    let build = || {
+        TieredCache::<u64, String>::builder(NAME)
+            .l2_shared(Arc::clone(&tier) as Arc<dyn Tier>)
+            .clock(clock.clone())
+            .max_staleness(Duration::from_secs(5))
+            // L1 is per process without a backplane: every read here goes to L2.
+            .default_entry_options(
+                EntryOptions::new()
+                    .ttl(Duration::from_secs(600))
+                    .tags(["t"])
+                    .skip_l1_write(),
+            )
+            .build()
+    };
+    let (a, b) = (build(), build());
+    a.set(1, "one".into()).await.unwrap();
+    assert_eq!(b.get(&1).await.unwrap().as_deref(), Some("one"));
+    a.invalidate_tag("t").await.unwrap();
+    assert_eq!(a.get(&1).await.unwrap(), None, "A knows at once");
+    clock.advance(Duration::from_millis(4_999));
+    assert_eq!(
+        b.get(&1).await.unwrap().as_deref(),
+        Some("one"),
+        "B trusts the version it read for max_staleness"
+    );
+    clock.advance(Duration::from_millis(1));
+    assert_eq!(b.get(&1).await.unwrap(), None, "then reads it again");
+    b.set(2, "two".into()).await.unwrap();
+    assert_eq!(
+        a.get(&2).await.unwrap().as_deref(),
+        Some("two"),
+        "written after the invalidation: live"
+    );
+    b.clear().await.unwrap();
+    assert_eq!(b.get(&2).await.unwrap(), None);
+    clock.advance(Duration::from_secs(5));
+    assert_eq!(
+        a.get(&2).await.unwrap(),
+        None,
+        "A reads the clear within the bound"
+    );
+}

@@ -120,7 +120,11 @@ impl Coherence {
             },
             name,
             guard: RaceGuard::new(),
-            tags: TagVersions::new(),
+            // Without a backplane nothing keeps tag versions current: re-read them.
+            tags: TagVersions::new(
+                backplane.is_none().then_some(config.max_staleness),
+                Arc::clone(&clock),
+            ),
             latest: Mutex::new(latest),
             trusted: AtomicBool::new(backplane.is_none()),
             outbox: Mutex::new(Outbox::new(config.queue)),
@@ -133,9 +137,16 @@ impl Coherence {
         }
     }
 
-    /// The version a load that starts now gives its entry.
+    /// The version a load that starts now gives its entry: the stream position; without a
+    /// backplane, this instance's wall clock (the only clock it has; other instances over
+    /// the same L2 compare it with theirs, so their clocks should agree).
     pub(crate) fn version(&self) -> StreamId {
-        *self.latest.lock()
+        let latest = *self.latest.lock();
+        if self.backplane.is_some() {
+            latest
+        } else {
+            latest.max(StreamId::new(self.clock.epoch_ms(), 0))
+        }
     }
 
     /// Moves [`version`](Self::version) up to `id`.
@@ -209,13 +220,17 @@ impl Coherence {
     /// read).
     pub(crate) fn local_version(&self) -> StreamId {
         let mut latest = self.latest.lock();
-        let next = StreamId::new(latest.ms, latest.seq.saturating_add(1));
-        if self.backplane.is_some() {
-            return next;
+        let base = if self.backplane.is_some() {
+            *latest
+        } else {
+            // After every version handed out so far, this one included.
+            (*latest).max(StreamId::new(self.clock.epoch_ms(), 0))
+        };
+        let next = StreamId::new(base.ms, base.seq.saturating_add(1));
+        if self.backplane.is_none() {
+            *latest = next;
         }
-        let now = StreamId::new(self.clock.epoch_ms(), 0);
-        *latest = next.max(now);
-        *latest
+        next
     }
 }
 
