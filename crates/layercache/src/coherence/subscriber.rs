@@ -335,7 +335,7 @@ impl Reader {
             return;
         }
         match msg.action {
-            Action::Set | Action::Remove => {}
+            Action::Set | Action::Remove => sink.drop_key(&msg.subject),
             Action::Tag => match std::str::from_utf8(&msg.subject) {
                 Ok(tag) => co.tags.raise_tag(tag, id),
                 Err(_) => co.tags.forget(),
