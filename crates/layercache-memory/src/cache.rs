@@ -221,6 +221,38 @@ impl<K: Hash + Eq, V, S: BuildHasher> Cache<K, V, S> {
         value
     }
 
+    /// As [`get`](Self::get), but instead of cloning the value, runs `f` on it and returns
+    /// what `f` returns: for a value of which the caller needs only a part, or a check,
+    /// without the cost of a clone (an `Arc` inside the value is not touched). Counted and
+    /// recorded with the policy as `get` is. `None` if absent.
+    ///
+    /// `f` runs under the shard's read lock: it must be short and must not use this cache.
+    ///
+    /// ```
+    /// use layercache_memory::Cache;
+    ///
+    /// let cache: Cache<u32, (String, Vec<u8>)> = Cache::new(10);
+    /// cache.insert(1, ("name".into(), vec![0; 4096]));
+    /// assert_eq!(cache.get_map(&1, |(name, _)| name.len()), Some(4));
+    /// assert_eq!(cache.get_map(&2, |(name, _)| name.len()), None);
+    /// ```
+    #[inline]
+    pub fn get_map<Q, R>(&self, key: &Q, f: impl FnOnce(&V) -> R) -> Option<R>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let (value, idx) = self.lookup_with(key, f);
+        if let Some(stats) = &self.inner.stats {
+            if value.is_some() {
+                stats.hit(idx);
+            } else {
+                stats.miss(idx);
+            }
+        }
+        value
+    }
+
     /// `get` without the counters: the live value (recording the hit with the policy) and
     /// the shard index.
     #[inline]
@@ -230,6 +262,16 @@ impl<K: Hash + Eq, V, S: BuildHasher> Cache<K, V, S> {
         Q: Hash + Eq + ?Sized,
         V: Clone,
     {
+        self.lookup_with(key, V::clone)
+    }
+
+    /// [`lookup`](Self::lookup) with `f` applied to the value instead of a clone.
+    #[inline]
+    fn lookup_with<Q, R>(&self, key: &Q, f: impl FnOnce(&V) -> R) -> (Option<R>, usize)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let (idx, h) = self.locate(key);
         let exp = self.inner.expiration.as_ref();
         each!(&self.inner.shards, s => {
@@ -238,7 +280,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> Cache<K, V, S> {
                 let shard = lock.read();
                 shard
                     .find_hit(h, key, exp)
-                    .map(|(hit, value)| (value.clone(), shard.record_hit(hit, shard.tally(), exp)))
+                    .map(|(hit, value)| (f(value), shard.record_hit(hit, shard.tally(), exp)))
             };
             let Some((value, full)) = found else {
                 return (None, idx);

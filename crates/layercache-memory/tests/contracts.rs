@@ -41,6 +41,31 @@ fn try_insert_ok_means_the_value_is_stored_after_a_growing_replace() {
 
 /// `CacheBuilder::weigher` docs: "A weight of 0 is allowed: such entries are never evicted
 /// for size." Every policy evicts them like any other entry (and evicting them frees nothing).
+/// `get_map` is `get` without the clone: same answers, same hit and miss counts, and a hit
+/// counts as an access for the policy (a scan of new keys evicts the key read by `get_map`
+/// last under LRU, never first).
+#[test]
+fn get_map_answers_and_counts_as_get_does() {
+    let cache: Cache<u32, String> = Cache::builder()
+        .max_capacity(3)
+        .eviction_policy(EvictionPolicy::Lru)
+        .record_stats()
+        .build();
+    for k in 1..=3 {
+        cache.insert(k, format!("v{k}"));
+    }
+    assert_eq!(cache.get_map(&1, String::len), Some(2));
+    assert_eq!(cache.get_map(&9, String::len), None);
+    let stats = cache.stats();
+    assert_eq!((stats.hits, stats.misses), (1, 1));
+    // 1 was read last: LRU evicts 2, then 3, before it.
+    cache.insert(4, "v4".into());
+    cache.insert(5, "v5".into());
+    cache.run_pending_tasks();
+    assert!(cache.contains_key(&1), "the get_map hit was recorded with the policy");
+    assert!(!cache.contains_key(&2) && !cache.contains_key(&3));
+}
+
 #[test]
 fn weightless_entries_are_never_evicted_for_size() {
     for policy in EvictionPolicy::ALL {

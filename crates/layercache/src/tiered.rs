@@ -232,16 +232,20 @@ where
         if !inner.defaults.reads_l1() || !inner.co.l1_trusted() {
             return L1Hit::Miss;
         }
-        let Some(slot) = inner.l1.as_sync().get(key) else {
-            return L1Hit::Miss;
-        };
-        if let Some(stamp) = &slot.stamp {
-            if !self.stamp_live(stamp) {
-                return L1Hit::Dead;
+        // The slot is read in place: only the value is cloned (a tagged entry's stamp, an
+        // `Arc`, is not touched).
+        let found = inner.l1.as_sync().get_map(key, |slot| match &slot.stamp {
+            Some(stamp) if !self.stamp_live(stamp) => None,
+            _ => Some(slot.value.clone()),
+        });
+        match found {
+            None => L1Hit::Miss,
+            Some(None) => L1Hit::Dead,
+            Some(Some(value)) => {
+                inner.meters.hit_l1.increment(1);
+                L1Hit::Hit(value)
             }
         }
-        inner.meters.hit_l1.increment(1);
-        L1Hit::Hit(slot.value)
     }
 
     /// Whether a tagged L1 entry is still live by the tag versions known here.

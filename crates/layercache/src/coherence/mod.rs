@@ -86,6 +86,10 @@ pub(crate) struct Coherence {
     latest: Mutex<StreamId>,
     /// Whether L1 may be served (always, without a backplane).
     trusted: AtomicBool,
+    /// When L1 stopped being served because of a fault, while it is not.
+    bypassed_since: Mutex<Option<tokio::time::Instant>>,
+    /// When the stream last vouched for L1: the send time of the last read that returned.
+    heard: Mutex<tokio::time::Instant>,
     pub(crate) backplane: Option<Arc<dyn Backplane>>,
     pub(crate) config: BackplaneConfig,
     pub(crate) outbox: Mutex<Outbox>,
@@ -127,6 +131,8 @@ impl Coherence {
             ),
             latest: Mutex::new(latest),
             trusted: AtomicBool::new(backplane.is_none()),
+            bypassed_since: Mutex::new(None),
+            heard: Mutex::new(tokio::time::Instant::now()),
             outbox: Mutex::new(Outbox::new(config.queue)),
             backplane,
             config,
@@ -164,9 +170,38 @@ impl Coherence {
         self.trusted.load(Ordering::Acquire)
     }
 
-    pub(crate) fn set_trusted(&self, trusted: bool) {
-        self.trusted.store(trusted, Ordering::Release);
-        self.meters.bypassing.set(f64::from(u8::from(!trusted)));
+    /// When the stream last vouched for L1.
+    pub(crate) fn heard(&self) -> tokio::time::Instant {
+        *self.heard.lock()
+    }
+
+    /// A read sent at `at` returned.
+    pub(crate) fn heard_at(&self, at: tokio::time::Instant) {
+        *self.heard.lock() = at;
+    }
+
+    /// Stops serving L1 because of a fault noticed at `since` (silence past
+    /// `max_staleness`, a gap); the time until [`trust`](Self::trust) is counted.
+    pub(crate) fn distrust(&self, since: tokio::time::Instant) {
+        let mut bypassed = self.bypassed_since.lock();
+        if self.l1_trusted() {
+            self.meters.bypassing.set(1.0);
+            *bypassed = Some(since);
+            self.trusted.store(false, Ordering::Release);
+        }
+    }
+
+    /// Serves L1 again (the subscriber caught up), counting how long it was not served
+    /// because of a fault (not the time before the first catch-up).
+    pub(crate) fn trust(&self) {
+        let mut bypassed = self.bypassed_since.lock();
+        if let Some(since) = bypassed.take() {
+            self.meters
+                .stale_seconds
+                .increment(since.elapsed().as_millis() as u64);
+        }
+        self.meters.bypassing.set(0.0);
+        self.trusted.store(true, Ordering::Release);
     }
 
     /// Publishes one invalidation: on the backplane if it answers within the publish

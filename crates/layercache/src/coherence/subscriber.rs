@@ -90,11 +90,6 @@ struct Reader {
     bp: Arc<dyn Backplane>,
     sub: Option<Box<dyn Subscription>>,
     cursor: Option<StreamId>,
-    /// When the stream last vouched for L1 (the send time of the last read that returned).
-    heard: Instant,
-    /// When L1 stopped being served because of a fault (silence past `max_staleness`, a
-    /// gap), if it is not served now; `None` before the first catch-up.
-    distrusted_at: Option<Instant>,
     failures: u32,
 }
 
@@ -119,8 +114,6 @@ pub(crate) fn start(co: &Arc<Coherence>, sink: Weak<dyn Sink>) -> bool {
         bp,
         sub: None,
         cursor: None,
-        heard: Instant::now(),
-        distrusted_at: None,
         failures: 0,
     };
     let span = tracing::info_span!("layercache.backplane", cache = %co.name);
@@ -135,45 +128,33 @@ impl Reader {
             if co.stopped.load(Ordering::Acquire) {
                 return;
             }
-            let deadline = self.heard + co.config.max_staleness;
-            let mut silent_since = None;
             let ok = {
                 let round = self.round();
                 tokio::pin!(round);
                 loop {
+                    // Read afresh each time: the round moves it when a read returns.
+                    let deadline = co.heard() + co.config.max_staleness;
                     tokio::select! {
                         ok = &mut round => break ok,
                         () = co.shutdown.notified() => return,
                         () = tokio::time::sleep_until(deadline), if co.l1_trusted() => {
-                            tracing::warn!(cache = %co.name, "backplane silent for max_staleness; L1 is bypassed until it is back");
-                            co.set_trusted(false);
-                            silent_since = Some(deadline);
+                            if co.heard() + co.config.max_staleness <= Instant::now() {
+                                tracing::warn!(cache = %co.name, "backplane silent for max_staleness; L1 is bypassed until it is back");
+                                co.distrust(deadline);
+                            }
                         }
                     }
                 }
             };
-            if let Some(at) = silent_since {
-                self.distrusted_at.get_or_insert(at);
-            }
             self.after(ok).await;
-        }
-    }
-
-    /// Stops serving L1 (a gap, or silence noticed after a round), counting the time from
-    /// now until it is served again.
-    fn distrust(&mut self) {
-        if self.co.l1_trusted() {
-            self.co.set_trusted(false);
-            self.distrusted_at.get_or_insert_with(Instant::now);
         }
     }
 
     /// Records a round's outcome; after a failure, waits (within the round's bound).
     async fn after(&mut self, ok: bool) {
-        let deadline = self.heard + self.co.config.max_staleness;
-        if self.co.l1_trusted() && deadline <= Instant::now() {
-            self.co.set_trusted(false);
-            self.distrusted_at.get_or_insert(deadline);
+        let deadline = self.co.heard() + self.co.config.max_staleness;
+        if deadline <= Instant::now() {
+            self.co.distrust(deadline);
         }
         if ok {
             self.failures = 0;
@@ -221,22 +202,17 @@ impl Reader {
                     self.apply(d.id, &d.payload);
                     self.cursor = Some(d.id);
                 }
-                self.heard = sent;
+                co.heard_at(sent);
                 if caught_up && !co.l1_trusted() {
-                    if let Some(since) = self.distrusted_at.take() {
-                        co.meters
-                            .stale_seconds
-                            .increment(since.elapsed().as_millis() as u64);
-                    }
                     tracing::info!("backplane caught up; L1 is served again");
-                    co.set_trusted(true);
+                    co.trust();
                 }
                 true
             }
             Ok(Read::Gap) => {
                 co.meters.gaps.increment(1);
                 tracing::warn!(cursor = %cursor, "backplane stream lost messages after this instance's cursor; L1 is cleared");
-                self.distrust();
+                co.distrust(Instant::now());
                 self.cursor = None;
                 true
             }
