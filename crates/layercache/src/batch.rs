@@ -1,6 +1,6 @@
 //! `TieredCache::get_many_or_load`: batch reads and batch loads with per-key coalescing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -12,11 +12,28 @@ use tokio::sync::Notify;
 
 use crate::error::Error;
 use crate::key::{l2_key, CacheKey};
+use crate::l2::{Found, Lease};
 use crate::options::EntryOptions;
 use crate::tiered::{Filled, L1Hit, SharedError, Slot, TieredCache};
 
+/// What the L2 step of a batch found for a key it did not serve.
+enum Prev {
+    /// The options do not read L2.
+    Unread,
+    /// Nothing.
+    Absent,
+    /// Another fill's lease.
+    Filling,
+    /// An expired, dead or corrupt entry (these bytes).
+    Stale(Vec<u8>),
+}
+
+/// What a batch load returned, and the keys whose L2 lease an invalidation took while it
+/// ran (their values go to the callers, not into L1).
+type Loaded<K, V> = Arc<(HashMap<K, V>, HashSet<K>)>;
+
 /// One batch of keys on its way to the batch loader.
-type Batch<'b, K, V> = Shared<BoxFuture<'b, Result<Arc<HashMap<K, V>>, SharedError>>>;
+type Batch<'b, K, V> = Shared<BoxFuture<'b, Result<Loaded<K, V>, SharedError>>>;
 
 /// The keys registered for the batch that is still open, and that batch.
 struct OpenBatch<'b, K, V> {
@@ -71,10 +88,30 @@ where
             }
         }
         let opts = &opts;
-        self.l2_batch(&mut missing, &mut out, opts).await;
+        let found = Mutex::new(HashMap::new());
+        self.l2_batch(&mut missing, &mut out, opts, &found).await;
         if missing.is_empty() {
             return Ok(out);
         }
+        self.load_batch(missing, &batch_loader, opts, &found, out)
+            .await
+    }
+
+    /// The loader part of [`get_many_or_load`](Self::get_many_or_load): the keys still
+    /// `missing` after both tiers, with what the L2 step `found` for each.
+    async fn load_batch<F, Fut, E>(
+        &self,
+        missing: Vec<K>,
+        batch_loader: &F,
+        opts: &EntryOptions,
+        found: &Mutex<HashMap<K, Prev>>,
+        mut out: HashMap<K, V>,
+    ) -> Result<HashMap<K, V>, Error>
+    where
+        F: Fn(Vec<K>) -> Fut + Sync,
+        Fut: Future<Output = Result<HashMap<K, V>, E>> + Send,
+        E: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
+    {
         self.inner.meters.miss.increment(missing.len() as u64);
         // The keys this call leads go to the loader in batches. Each key's coalesced load
         // registers its key in the open batch and awaits it. The first batch waits until every
@@ -91,7 +128,7 @@ where
             keys: Vec::new(),
             batch: None,
         }));
-        let loader = &batch_loader;
+        let loader = batch_loader;
         let version = self.inner.co.version();
         let join = |key: K| {
             let mut guard = open.lock();
@@ -112,6 +149,9 @@ where
                     std::mem::take(&mut guard.keys)
                 };
                 // tokio's clock: real time, or a paused test's.
+                // The leases of the keys this batch loads (it leads their loads), taken
+                // before the loader reads the origin.
+                let leases = self.lease_batch(&keys, found, opts).await;
                 let started = tokio::time::Instant::now();
                 let loaded = loader(keys).await;
                 self.inner
@@ -121,11 +161,12 @@ where
                 match loaded {
                     Ok(map) => {
                         self.inner.meters.load_ok.increment(1);
-                        self.l2_store_batch(&map, version, opts).await;
-                        Ok(Arc::new(map))
+                        let raced = self.l2_store_batch(&map, version, opts, leases).await;
+                        Ok(Arc::new((map, raced)))
                     }
                     Err(e) => {
                         self.inner.meters.load_error.increment(1);
+                        self.release_all(leases).await;
                         Err::<_, SharedError>(Arc::from(e.into()))
                     }
                 }
@@ -143,7 +184,7 @@ where
                 let ticket = self.inner.co.guard.ticket(&k2[..]);
                 async move {
                     Err::<Slot<V>, _>(match join(key.clone()).await {
-                        Ok(map) => match map.get(&key) {
+                        Ok(loaded) => match loaded.0.get(&key) {
                             Some(v) => {
                                 let slot = self.slot(
                                     Some(v.clone()),
@@ -151,7 +192,9 @@ where
                                     version,
                                     opts,
                                 );
-                                self.commit(ticket, key, slot.clone(), opts);
+                                if !loaded.1.contains(&key) {
+                                    self.commit(ticket, key, slot.clone(), opts);
+                                }
                                 Filled::Done(slot)
                             }
                             None => Filled::Absent,
@@ -192,16 +235,24 @@ where
         Ok(out)
     }
 
-    /// Moves the keys L2 has from `missing` to `out` (promoting them into L1).
-    async fn l2_batch(&self, missing: &mut Vec<K>, out: &mut HashMap<K, V>, opts: &EntryOptions) {
-        let Some(l2) = self
-            .inner
-            .l2
-            .as_ref()
-            .filter(|_| opts.reads_l2() && !missing.is_empty())
-        else {
+    /// Moves the keys L2 has from `missing` to `out` (promoting them into L1), and records
+    /// in `found` what L2 holds for each key left (for its lease, if this call loads it).
+    async fn l2_batch(
+        &self,
+        missing: &mut Vec<K>,
+        out: &mut HashMap<K, V>,
+        opts: &EntryOptions,
+        found: &Mutex<HashMap<K, Prev>>,
+    ) {
+        let Some(l2) = self.inner.l2.as_ref().filter(|_| !missing.is_empty()) else {
             return;
         };
+        if !opts.reads_l2() {
+            found
+                .lock()
+                .extend(missing.iter().map(|k| (k.clone(), Prev::Unread)));
+            return;
+        }
         let k2s: Vec<Vec<u8>> = missing
             .iter()
             .map(|k| l2_key(&self.inner.name, k))
@@ -211,57 +262,158 @@ where
             .map(|k2| self.inner.co.guard.ticket(&k2[..]))
             .collect();
         let refs: Vec<&[u8]> = k2s.iter().map(Vec::as_slice).collect();
-        let Ok(found) = l2.call("get_many", |t| t.get_many(&refs)).await else {
-            return;
+        // A failed read is taken as all misses (as a single fill does).
+        let got = match l2.call("get_many", |t| t.get_many(&refs)).await {
+            Ok(got) => got,
+            Err(_) => vec![None; k2s.len()],
         };
         let mut still = Vec::with_capacity(missing.len());
-        for (((key, k2), bytes), ticket) in missing.drain(..).zip(&k2s).zip(found).zip(tickets) {
-            let slot = match bytes {
-                Some(b) => self.settle(l2, k2, &b, opts).await,
-                None => None,
-            };
-            match slot {
-                Some(slot) => {
-                    self.inner.meters.hit_l2.increment(1);
-                    if let Some(v) = slot.value.clone() {
-                        out.insert(key.clone(), v);
+        for (((key, k2), bytes), ticket) in missing.drain(..).zip(&k2s).zip(got).zip(tickets) {
+            let prev = match bytes {
+                None => Prev::Absent,
+                Some(b) => match self.open(k2, &b, opts).await {
+                    Found::Hit(slot) => {
+                        self.inner.meters.hit_l2.increment(1);
+                        if let Some(v) = slot.value.clone() {
+                            out.insert(key.clone(), v);
+                        }
+                        self.commit(ticket, key, slot, opts);
+                        continue;
                     }
-                    self.commit(ticket, key, slot, opts);
-                }
-                None => still.push(key),
-            }
+                    Found::Lease => Prev::Filling,
+                    Found::Corrupt | Found::Dead => Prev::Stale(b),
+                },
+            };
+            found.lock().insert(key.clone(), prev);
+            still.push(key);
         }
         *missing = still;
     }
 
-    /// Writes a batch loader's values to L2 with one `set_many`.
+    /// Leases (see [`crate::l2`]) on `keys`, by what the L2 step found for each.
+    async fn lease_batch(
+        &self,
+        keys: &[K],
+        found: &Mutex<HashMap<K, Prev>>,
+        opts: &EntryOptions,
+    ) -> HashMap<K, Lease> {
+        let Some(l2) = self.inner.l2.as_ref() else {
+            return HashMap::new();
+        };
+        let prevs: Vec<(K, Prev)> = {
+            let mut found = found.lock();
+            keys.iter()
+                // A key the L2 step did not see (this call leads it only because the
+                // caller it waited on gave up) is read again by no one: not written.
+                .map(|k| (k.clone(), found.remove(k).unwrap_or(Prev::Filling)))
+                .collect()
+        };
+        let leases = prevs.into_iter().map(|(key, prev)| async move {
+            let lease = match prev {
+                Prev::Unread if opts.writes_l2() => Lease::Plain,
+                Prev::Unread => Lease::NoWrite,
+                Prev::Filling => Lease::Busy,
+                Prev::Absent => {
+                    self.take_lease(l2, &l2_key(&self.inner.name, &key), None, opts)
+                        .await
+                }
+                Prev::Stale(b) => {
+                    self.take_lease(l2, &l2_key(&self.inner.name, &key), Some(b), opts)
+                        .await
+                }
+            };
+            (key, lease)
+        });
+        join_all(leases).await.into_iter().collect()
+    }
+
+    /// Gives back every lease in `leases`.
+    async fn release_all(&self, leases: HashMap<K, Lease>) {
+        join_all(leases.into_iter().map(|(k, lease)| async move {
+            self.release(&l2_key(&self.inner.name, &k), lease).await
+        }))
+        .await;
+    }
+
+    /// Writes a batch loader's values to L2: by compare-and-set over their leases, and with
+    /// one `set_many` on a tier without conditional writes. The keys whose lease was lost
+    /// (an invalidation came in between).
     async fn l2_store_batch(
         &self,
         map: &HashMap<K, V>,
         version: layercache_tier::StreamId,
         opts: &EntryOptions,
-    ) {
+        mut leases: HashMap<K, Lease>,
+    ) -> HashSet<K> {
+        let mut raced = HashSet::new();
         let Some(l2) = self.inner.l2.as_ref().filter(|_| opts.writes_l2()) else {
-            return;
+            return raced;
         };
         let ttl = opts.effective_ttl();
-        let mut sealed = Vec::with_capacity(map.len());
+        let (mut plain, mut held) = (Vec::new(), Vec::new());
         for (key, value) in map {
-            let k2 = l2_key(&self.inner.name, key);
-            if let Ok(Some(bytes)) = self.seal(&k2, Some(value), ttl, version, opts) {
-                sealed.push((k2, bytes));
+            match leases.remove(key) {
+                Some(Lease::Plain) => plain.push((key, value)),
+                Some(Lease::Held(marker)) => held.push((key, value, marker)),
+                Some(Lease::Busy | Lease::NoWrite) | None => {}
             }
         }
-        let entries: Vec<(&[u8], &[u8])> = sealed
+        // Keys the loader did not return.
+        self.release_all(leases).await;
+        let seal = |key: &K, value: &V| {
+            let k2 = l2_key(&self.inner.name, key);
+            let bytes = self
+                .seal(&k2, Some(value), ttl, version, opts)
+                .ok()
+                .flatten();
+            (k2, bytes)
+        };
+        let sealed: Vec<(Vec<u8>, Vec<u8>)> = plain
             .iter()
-            .map(|(k, v)| (k.as_slice(), v.as_slice()))
+            .filter_map(|(k, v)| match seal(k, v) {
+                (k2, Some(bytes)) => Some((k2, bytes)),
+                (_, None) => None,
+            })
             .collect();
-        if l2
-            .call("set_many", |t| t.set_many(&entries, ttl))
-            .await
-            .is_err()
-        {
-            self.inner.meters.skipped_l2_error.increment(1);
+        if !sealed.is_empty() {
+            let entries: Vec<(&[u8], &[u8])> = sealed
+                .iter()
+                .map(|(k, v)| (k.as_slice(), v.as_slice()))
+                .collect();
+            if l2
+                .call("set_many", |t| t.set_many(&entries, ttl))
+                .await
+                .is_err()
+            {
+                self.inner.meters.skipped_l2_error.increment(1);
+            }
         }
+        let stores = held.into_iter().map(|(key, value, marker)| {
+            let (k2, bytes) = seal(key, value);
+            async move {
+                let Some(bytes) = bytes else {
+                    self.release(&k2, Lease::Held(marker)).await;
+                    return None;
+                };
+                match l2
+                    .call("compare_and_set", |t| {
+                        t.compare_and_set(&k2, &marker, &bytes, ttl)
+                    })
+                    .await
+                {
+                    Ok(true) => None,
+                    Ok(false) => {
+                        self.count("layercache_fills_raced_total", "tier", "l2");
+                        Some(key.clone())
+                    }
+                    Err(_) => {
+                        self.inner.meters.skipped_l2_error.increment(1);
+                        None
+                    }
+                }
+            }
+        });
+        raced.extend(join_all(stores).await.into_iter().flatten());
+        raced
     }
 }

@@ -296,14 +296,27 @@ where
                 Found::Dead | Found::Corrupt => Some(b),
             },
         };
+        Err(self.take_lease(l2, k2, previous, opts).await)
+    }
+
+    /// Takes a lease on `k2`, which holds nothing live: `previous` is what it holds (an
+    /// expired, dead or corrupt entry), replaced by the marker by compare-and-set; with
+    /// nothing there, the marker is added.
+    pub(crate) async fn take_lease(
+        &self,
+        l2: &Guarded,
+        k2: &[u8],
+        previous: Option<Vec<u8>>,
+        opts: &EntryOptions,
+    ) -> Lease {
         if !opts.writes_l2() {
-            return Err(Lease::NoWrite);
+            return Lease::NoWrite;
         }
         if !l2.tier().supports_conditional_writes() {
             if previous.is_some() {
                 let _ = l2.call("delete", |t| t.delete(k2)).await;
             }
-            return Err(Lease::Plain);
+            return Lease::Plain;
         }
         let marker = envelope::lease(rand::random());
         let ttl = Some(self.inner.lease_ttl);
@@ -316,10 +329,10 @@ where
                 .await
             }
         };
-        Err(match taken {
+        match taken {
             Ok(true) => Lease::Held(marker),
             Ok(false) | Err(_) => Lease::Busy,
-        })
+        }
     }
 
     /// Stores a fill's result in L2 under its lease; `false` if the lease was lost (an
