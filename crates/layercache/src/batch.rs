@@ -49,7 +49,9 @@ where
     /// The values of `keys`: what L1 has, then what L2 has (one `get_many`), then one call
     /// of `batch_loader` with all the keys still missing (a second call only for keys this
     /// call had to wait for and then load itself), whose values are written to both tiers (L2
-    /// with one `set_many`). Keys the loader does not return are absent from the
+    /// with one `set_many`, or on a tier with conditional writes by a compare-and-set per
+    /// key over the lease taken before the load, so a load that overlaps an invalidation of
+    /// a key does not store it). Keys the loader does not return are absent from the
     /// result (and not cached).
     ///
     /// Per-key coalescing is kept: a key that another caller (of this method or of

@@ -108,7 +108,6 @@
 //!   release covers the database side).
 //! - Cache-aside is not a transaction: if a process dies between writing the origin and
 //!   calling `remove`, L2 and the L1 copies keep the old value until their TTLs.
-//! - `get_many_or_load`'s batch fills write L2 with one `set_many`, without leases.
 //! - A tag invalidated while the backplane is down is applied here and in L2 at once, and
 //!   on the other instances when the queued message is sent.
 //! - A key type without [`CacheKey::decode_key`] costs a whole-L1 clear per message.
