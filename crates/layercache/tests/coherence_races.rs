@@ -6,9 +6,9 @@
 //! - an **L2 read** in flight on B (its tier holds the read, with the old bytes in hand, on a
 //!   gate): the same;
 //! - a **stale set in L2**: B's loader read the old row; A updates the row and invalidates;
-//!   B's fill must not land in L2 (memcache's leases), so a third instance never reads it;
-//! - **no read storm**: instances that hold keys in L1 but do not read them see zero L2
-//!   calls while another instance invalidates those keys and a tag 100 times.
+//!   B's fill must not land in L2 (memcache's leases), so a third instance never reads it.
+//!
+//! (That receivers make no L2 reads is checked in `coherence_tags.rs`.)
 //!
 //! "B has applied A's message" is B's `backplane_version()` reaching the id of the last
 //! entry of the cache's stream (read with `XREVRANGE` on a connection of the test's own,
@@ -17,7 +17,6 @@
 use std::any::Any;
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -93,11 +92,10 @@ struct Held {
     open: oneshot::Receiver<()>,
 }
 
-/// An instance's tier: forwards to Redis, counts every call and each key's reads, and can
-/// hold one read (see [`Held`]).
+/// An instance's tier: forwards to Redis, counts each key's reads, and can hold one read
+/// (see [`Held`]).
 struct Watched {
     inner: Arc<dyn Tier>,
-    calls: AtomicUsize,
     reads: Mutex<HashMap<Vec<u8>, usize>>,
     held: Mutex<Option<Held>>,
 }
@@ -106,15 +104,9 @@ impl Watched {
     fn new(inner: Arc<dyn Tier>) -> Arc<Watched> {
         Arc::new(Watched {
             inner,
-            calls: AtomicUsize::new(0),
             reads: Mutex::new(HashMap::new()),
             held: Mutex::new(None),
         })
-    }
-
-    /// Every call so far (of any kind, on any key, the cache's tag versions included).
-    fn calls(&self) -> usize {
-        self.calls.load(Ordering::SeqCst)
     }
 
     /// The reads (`get`, or a key of a `get_many`) of `key` so far.
@@ -123,8 +115,7 @@ impl Watched {
         reads.get(key).copied().unwrap_or(0)
     }
 
-    fn count(&self, keys: &[&[u8]]) {
-        self.calls.fetch_add(1, Ordering::SeqCst);
+    fn count_reads(&self, keys: &[&[u8]]) {
         let mut reads = self.reads.lock().unwrap_or_else(PoisonError::into_inner);
         for k in keys {
             *reads.entry(k.to_vec()).or_default() += 1;
@@ -164,7 +155,7 @@ impl Tier for Watched {
     }
     fn get<'a>(&'a self, key: &'a [u8]) -> TierFuture<'a, Option<Vec<u8>>> {
         Box::pin(async move {
-            self.count(&[key]);
+            self.count_reads(&[key]);
             let bytes = self.inner.get(key).await?;
             if let Some(held) = self.take_held(key) {
                 let _ = held.read.send(bytes.clone());
@@ -179,11 +170,9 @@ impl Tier for Watched {
         value: &'a [u8],
         ttl: Option<Duration>,
     ) -> TierFuture<'a, ()> {
-        self.count(&[]);
         self.inner.set(key, value, ttl)
     }
     fn delete<'a>(&'a self, key: &'a [u8]) -> TierFuture<'a, ()> {
-        self.count(&[]);
         self.inner.delete(key)
     }
     fn supports_conditional_writes(&self) -> bool {
@@ -195,7 +184,6 @@ impl Tier for Watched {
         value: &'a [u8],
         ttl: Option<Duration>,
     ) -> TierFuture<'a, bool> {
-        self.count(&[]);
         self.inner.add(key, value, ttl)
     }
     fn compare_and_set<'a>(
@@ -205,15 +193,13 @@ impl Tier for Watched {
         value: &'a [u8],
         ttl: Option<Duration>,
     ) -> TierFuture<'a, bool> {
-        self.count(&[]);
         self.inner.compare_and_set(key, expected, value, ttl)
     }
     fn compare_and_delete<'a>(&'a self, key: &'a [u8], expected: &'a [u8]) -> TierFuture<'a, bool> {
-        self.count(&[]);
         self.inner.compare_and_delete(key, expected)
     }
     fn get_many<'a>(&'a self, keys: &'a [&'a [u8]]) -> TierFuture<'a, Vec<Option<Vec<u8>>>> {
-        self.count(keys);
+        self.count_reads(keys);
         self.inner.get_many(keys)
     }
     fn set_many<'a>(
@@ -221,7 +207,6 @@ impl Tier for Watched {
         entries: &'a [(&'a [u8], &'a [u8])],
         ttl: Option<Duration>,
     ) -> TierFuture<'a, ()> {
-        self.count(&[]);
         self.inner.set_many(entries, ttl)
     }
 }
@@ -706,89 +691,6 @@ async fn fill_races(redis: &Redis, pair: &Pair, first: u64) {
     fill_race(redis, pair, first + 1, Write::Set, Fill::GetOrLoad).await;
 }
 
-/// Must-show 5: B and C hold keys in L1 (plain and tagged) and do not read them while A
-/// sets, removes and tag-invalidates them 100 times each: their tiers see no call at all
-/// (a receiver drops keys, it does not re-read them). Afterwards their reads go to L2.
-async fn no_read_storm(redis: &Redis, name: &str) {
-    let (a, _) = redis.instance(name).await;
-    let (b, b_tier) = redis.instance(name).await;
-    let (c, c_tier) = redis.instance(name).await;
-    let tagged = EntryOptions::new()
-        .ttl(Duration::from_secs(600))
-        .tags(["hot"]);
-    let keys: Vec<u64> = (0..20).collect();
-    for cache in [&b, &c] {
-        for &k in &keys {
-            let opts = if k % 2 == 0 {
-                EntryOptions::new().ttl(Duration::from_secs(600))
-            } else {
-                tagged.clone()
-            };
-            cache
-                .get_or_load_with(k, &opts, move || async move {
-                    Ok::<_, std::io::Error>(format!("v{k}"))
-                })
-                .await
-                .expect("load");
-        }
-        // Warm: tag versions known, every key an L1 hit.
-        for &k in &keys {
-            cache.get(&k).await.expect("get");
-        }
-    }
-    // A key no one invalidates: an L1 hit on both, before and after.
-    redis.applied(name, &[&b, &c]).await;
-    let (b0, c0) = (b_tier.calls(), c_tier.calls());
-    for &k in &keys {
-        assert_eq!(b.get(&k).await.unwrap(), Some(format!("v{k}")));
-        assert_eq!(c.get(&k).await.unwrap(), Some(format!("v{k}")));
-    }
-    assert_eq!(
-        (b_tier.calls(), c_tier.calls()),
-        (b0, c0),
-        "B and C hold every key in L1 (the test's premise)"
-    );
-    // Keys 1 (tagged "hot") and 2 (untagged) are invalidated; the others are not.
-    for i in 0..100u64 {
-        if i % 2 == 0 {
-            a.set(1, format!("a{i}")).await.expect("A's set");
-            a.set(2, format!("a{i}")).await.expect("A's set");
-        } else {
-            a.remove(&1).await.expect("A's remove");
-            a.remove(&2).await.expect("A's remove");
-        }
-        a.invalidate_tag("hot").await.expect("A's invalidate_tag");
-    }
-    let last = redis.applied(name, &[&b, &c]).await;
-    let (b1, c1) = (b_tier.calls(), c_tier.calls());
-    eprintln!(
-        "no read storm ({name}): 300 invalidations up to {last}; B's tier saw {} calls, C's {}",
-        b1 - b0,
-        c1 - c0
-    );
-    assert_eq!(
-        b1, b0,
-        "B's tier was called while B only received invalidations"
-    );
-    assert_eq!(
-        c1, c0,
-        "C's tier was called while C only received invalidations"
-    );
-    // The invalidations were applied: the keys are gone from L1 (reads reach L2) ...
-    assert_eq!(b.get(&2).await.unwrap(), None, "A removed key 2 last");
-    assert!(b_tier.calls() > b1, "B's read of key 2 reached L2");
-    assert_eq!(
-        c.get(&3).await.unwrap(),
-        None,
-        "key 3 carries the tag A invalidated"
-    );
-    assert!(c_tier.calls() > c1, "C's read of key 3 reached L2");
-    // ... and an untouched untagged key is still an L1 hit.
-    let b2 = b_tier.calls();
-    assert_eq!(b.get(&4).await.unwrap().as_deref(), Some("v4"));
-    assert_eq!(b_tier.calls(), b2, "key 4 is still in B's L1");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_load_overlapping_an_invalidation_never_leaves_the_old_value_in_l1() {
     limited("load races on a single node", async {
@@ -835,27 +737,16 @@ async fn a_batch_fill_overlapping_an_invalidation_never_lands_in_l2() {
     .await;
 }
 
+/// Must-show 7: the same races on one 3-master Cluster (one cluster per test binary: it
+/// takes seconds to form, so its scenarios run in turn here, as `tests/redis.rs` does).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn receivers_of_invalidations_make_no_l2_reads() {
-    limited("no read storm on a single node", async {
-        let redis = Redis::single().await;
-        no_read_storm(&redis, "storm").await;
-    })
-    .await;
-}
-
-/// Must-show 7: the same races and the read-storm check on one 3-master Cluster (one
-/// cluster per test binary: it takes seconds to form, so its scenarios run in turn here, as
-/// `tests/redis.rs` does).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_a_cluster_the_races_and_the_read_storm_check_hold_too() {
+async fn on_a_cluster_the_races_hold_too() {
     limited("races on a cluster", async {
         let redis = Redis::cluster().await;
         let pair = Pair::new(&redis, "crace").await;
         load_races(&redis, &pair, 100).await;
         read_races(&redis, &pair, 200).await;
         fill_races(&redis, &pair, 300).await;
-        no_read_storm(&redis, "cstorm").await;
     })
     .await;
 }
