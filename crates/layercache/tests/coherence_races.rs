@@ -721,12 +721,10 @@ async fn a_fill_overlapping_an_invalidation_never_lands_in_l2() {
     .await;
 }
 
-/// `get_many_or_load`'s batch loader writes L2 with a plain `set_many`, without leases, so
-/// a batch load that began before an invalidation lands its old value in L2 after it (and
-/// every instance then reads it until its TTL). Ignored until the batch path takes leases
-/// as `get_or_load` does; run it with `--ignored` to see it fail.
+/// The stale-set race through `get_many_or_load`'s batch loader (its fills take leases
+/// since 383be3d; before, a plain `set_many` landed the old value in L2 after the
+/// invalidation, and this test failed).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "library bug: get_many_or_load's batch fill writes L2 without a lease (a stale set lands in L2)"]
 async fn a_batch_fill_overlapping_an_invalidation_never_lands_in_l2() {
     limited("batch stale set", async {
         let redis = Redis::single().await;
