@@ -526,7 +526,8 @@ impl World {
         );
         for p in Phase::ALL {
             assert!(
-                c(p, |c| &c.reads) >= 100,
+                // While Redis is down, reads wait on its timeouts: fewer of them.
+                c(p, |c| &c.reads) >= if p == Phase::During { 20 } else { 100 },
                 "{test}: too few reads in phase {}",
                 p.name()
             );
