@@ -5,6 +5,7 @@
 //! | `l1_hit` | `tiered` (`TieredCache::get`, an L1 hit), `engine` (`layercache_memory::future::Cache::get`), `engine+expiry` (the engine as TieredCache configures its L1: a per-entry `Expiry` and a `Slot { value, ttl }` value) | one get of a key drawn uniformly from 10,000 prefilled `u64` keys, 100-byte `String` values, capacity 20,000 (nothing evicted) |
 //! | `l2_hit` | `tiered` (`TieredCache::get` with `skip_l1_read().skip_l1_write()` as default entry options, so every get goes to Redis), `redis_get+postcard` (redis-rs `GET` on one `MultiplexedConnection` plus `postcard::from_bytes` of the payload, from the same keys on the same server) | one get of a key drawn uniformly from 1,000 keys, 1 KiB `String` values (1,058 bytes in Redis: 32-byte envelope + postcard) |
 //! | `get_many` | `get_many_or_load` (100 keys, all in L2, L1 skipped), `get_x100_sequential` (100 `get`s one after the other), `get_x100_join_all` (100 `get`s awaited together, pipelined on the multiplexed connection), all through the same `TieredCache` | 100 distinct keys of the `l2_hit` set |
+//! | `l1_hit_zipf_u64`, `l1_hit_str100` | `engine` (`layercache_memory::Cache::get`), `tiered` (no backplane), `tiered+bp+tags` (a `RedisBackplane`, two tags per entry), and models of the hit path's pieces (see `tiered/hit_path.rs`) | one get: Zipf(0.99) over 100,000 `u64` keys with `u64` values, or uniform over 10,000 keys with 100-byte `String` values |
 //!
 //! Redis is a private `redis-server` on a free loopback port (`layercache_redis::testing::
 //! RedisServer`), killed when the run ends. Everything runs on one current-thread tokio
@@ -39,6 +40,9 @@ use layercache_redis::testing::RedisServer;
 use layercache_redis::RedisTier;
 use redis::aio::MultiplexedConnection;
 use tokio::runtime::Runtime;
+
+#[path = "tiered/hit_path.rs"]
+mod hit_path;
 
 /// Keys prefilled for the L1 comparison.
 const L1_KEYS: u64 = 10_000;
@@ -566,7 +570,7 @@ fn loadavg() -> String {
         .unwrap_or_else(|_| "?".into())
 }
 
-fn summary(rt: &Runtime, f: &mut Fixture) {
+fn summary(rt: &Runtime, f: &mut Fixture, h: &mut hit_path::HitPath) {
     let fmt = |ns: f64| {
         if ns >= 1e6 {
             format!("{:.3} ms", ns / 1e6)
@@ -604,6 +608,7 @@ fn summary(rt: &Runtime, f: &mut Fixture) {
     line("get_many", "get_many_or_load", "get_x100_sequential", r, "");
     let r = paired(rt, &mut f.get_many, &mut f.get_join, 10);
     line("get_many", "get_many_or_load", "get_x100_join_all", r, "");
+    hit_path::summary(rt, h, &mut line);
     eprintln!();
     eprintln!(
         "== paired summary: median of {ROUNDS} alternating rounds; ratio = first / second; \
@@ -627,7 +632,9 @@ fn tiered(c: &mut Criterion) {
         loadavg()
     );
     let mut fixture = setup(&rt, &server);
+    let mut hits = hit_path::setup(&rt, &server);
     groups(c, &rt, &mut fixture);
+    hit_path::groups(c, &rt, &mut hits);
     assert_eq!(
         fixture.tiered_l2.cache.l1_entry_count(),
         0,
@@ -638,10 +645,11 @@ fn tiered(c: &mut Criterion) {
     // function once): skip the summary there, and under `--profile-time`.
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--profile-time") {
-        summary(&rt, &mut fixture);
+        summary(&rt, &mut fixture, &mut hits);
     }
     // The caches and connections go before the server.
     drop(fixture);
+    hits.shut_down();
     drop(server);
 }
 
