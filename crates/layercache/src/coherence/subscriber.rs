@@ -163,9 +163,23 @@ impl Reader {
         self.sub = None;
         let wait = MIN_BACKOFF.saturating_mul(1 << self.failures.min(6));
         self.failures = self.failures.saturating_add(1);
-        tokio::select! {
-            () = tokio::time::sleep(wait.min(MAX_BACKOFF)) => {}
-            () = self.co.shutdown.notified() => {}
+        // The staleness deadline keeps running during the wait.
+        let co = &self.co;
+        let until = Instant::now() + wait.min(MAX_BACKOFF);
+        loop {
+            let deadline = co.heard() + co.config.max_staleness;
+            tokio::select! {
+                () = tokio::time::sleep_until(until) => return,
+                () = co.shutdown.notified() => {
+                    // Let the run loop see `stopped` (the permit is spent here).
+                    co.shutdown.notify_one();
+                    return;
+                }
+                () = tokio::time::sleep_until(deadline), if co.l1_trusted() => {
+                    tracing::warn!(cache = %co.name, "backplane silent for max_staleness; L1 is bypassed until it is back");
+                    co.distrust(deadline);
+                }
+            }
         }
     }
 
