@@ -108,6 +108,10 @@
 //!   release covers the database side).
 //! - Cache-aside is not a transaction: if a process dies between writing the origin and
 //!   calling `remove`, L2 and the L1 copies keep the old value until their TTLs.
+//! - A *writer* cut off from the backplane but not from L2 still acknowledges its writes
+//!   (their messages wait in its queue): the other instances keep serving their L1 copies
+//!   of those keys until the queue is sent. The staleness bound covers instances that
+//!   cannot *hear* the backplane, not writes that cannot reach it.
 //! - A tag invalidated while the backplane is down is applied here and in L2 at once, and
 //!   on the other instances when the queued message is sent.
 //! - A key type without [`CacheKey::decode_key`] costs a whole-L1 clear per message.

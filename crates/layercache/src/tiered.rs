@@ -20,7 +20,6 @@ use crate::message::Action;
 use crate::meters::Meters;
 use crate::options::EntryOptions;
 
-
 /// A boxed error from a loader, shared by every caller of one load.
 pub type SharedError = Arc<dyn std::error::Error + Send + Sync>;
 
@@ -248,13 +247,19 @@ where
         }
     }
 
-    /// Whether a tagged L1 entry is still live by the tag versions known here.
+    /// Whether a tagged L1 entry is still live by the tag versions known here: one compare
+    /// unless a tag or clear message arrived since the entry was last checked.
+    #[inline]
     fn stamp_live(&self, stamp: &Stamp) -> bool {
+        let epoch = self.inner.co.tags.epoch();
+        stamp.checked.load(Ordering::Relaxed) == epoch || self.stamp_recheck(stamp, epoch)
+    }
+
+    /// [`stamp_live`](Self::stamp_live) after the epoch moved: the entry's tags looked up.
+    #[cold]
+    #[inline(never)]
+    fn stamp_recheck(&self, stamp: &Stamp, epoch: u64) -> bool {
         let tags = &self.inner.co.tags;
-        let epoch = tags.epoch();
-        if stamp.checked.load(Ordering::Relaxed) == epoch {
-            return true;
-        }
         match tags.is_dead(stamp.version, stamp.tags.iter().map(|t| &**t)) {
             Some(false) => {
                 stamp.checked.store(epoch, Ordering::Relaxed);
