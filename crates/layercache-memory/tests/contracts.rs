@@ -62,7 +62,10 @@ fn get_map_answers_and_counts_as_get_does() {
     cache.insert(4, "v4".into());
     cache.insert(5, "v5".into());
     cache.run_pending_tasks();
-    assert!(cache.contains_key(&1), "the get_map hit was recorded with the policy");
+    assert!(
+        cache.contains_key(&1),
+        "the get_map hit was recorded with the policy"
+    );
     assert!(!cache.contains_key(&2) && !cache.contains_key(&3));
 }
 
