@@ -393,26 +393,8 @@ where
         let stores = held.into_iter().map(|(key, value, marker)| {
             let (k2, bytes) = seal(key, value);
             async move {
-                let Some(bytes) = bytes else {
-                    self.release(&k2, Lease::Held(marker)).await;
-                    return None;
-                };
-                match l2
-                    .call("compare_and_set", |t| {
-                        t.compare_and_set(&k2, &marker, &bytes, ttl)
-                    })
-                    .await
-                {
-                    Ok(true) => None,
-                    Ok(false) => {
-                        self.count("layercache_fills_raced_total", "tier", "l2");
-                        Some(key.clone())
-                    }
-                    Err(_) => {
-                        self.inner.meters.skipped_l2_error.increment(1);
-                        None
-                    }
-                }
+                let stored = self.store_leased(&k2, marker, bytes, ttl).await;
+                (!stored).then(|| key.clone())
             }
         });
         raced.extend(join_all(stores).await.into_iter().flatten());

@@ -356,15 +356,26 @@ where
             }
             Lease::Held(marker) => marker,
         };
+        let sealed = self.seal(k2, value, ttl, version, opts).ok().flatten();
+        self.store_leased(k2, marker, sealed, ttl).await
+    }
+
+    /// Replaces this fill's lease `marker` on `k2` by `sealed` (compare-and-set); with
+    /// nothing to store (oversized, not encodable), gives the lease back. `false` if the
+    /// lease was lost (an invalidation or a write came in between), counted.
+    pub(crate) async fn store_leased(
+        &self,
+        k2: &[u8],
+        marker: Vec<u8>,
+        sealed: Option<Vec<u8>>,
+        ttl: Option<Duration>,
+    ) -> bool {
         let Some(l2) = self.inner.l2.as_ref() else {
             return true;
         };
-        let sealed = match self.seal(k2, value, ttl, version, opts) {
-            Ok(Some(sealed)) => sealed,
-            Ok(None) | Err(_) => {
-                self.release(k2, Lease::Held(marker)).await;
-                return true;
-            }
+        let Some(sealed) = sealed else {
+            self.release(k2, Lease::Held(marker)).await;
+            return true;
         };
         let span = tracing::trace_span!("layercache.l2", op = "set", cache = %self.inner.name);
         match l2
